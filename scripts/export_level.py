@@ -1,0 +1,81 @@
+"""Copy one level out of the workspace as a standalone project.
+
+    python scripts/export_level.py 2 ../my-project
+
+DEST gets the level's files at its root and the shared package in DEST/shared; the workspace source of
+``taxi-shared`` becomes a path dependency, and a lock of its own is written with ``uv lock``. Only files
+git tracks (or would track) are copied, so no runtime state leaves with the level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKSPACE_SOURCE = re.compile(r"taxi-shared\s*=\s*\{\s*workspace\s*=\s*true\s*\}")
+PATH_SOURCE = 'taxi-shared = { path = "shared", editable = true }'
+
+
+def level_dir(level: str) -> Path:
+    matches = sorted(ROOT.glob(f"level{level}_*"))
+    if not matches:
+        existing = ", ".join(p.name for p in sorted(ROOT.glob("level[0-9]_*"))) or "none"
+        raise SystemExit(f"no level {level!r} here (levels present: {existing})")
+    return matches[0]
+
+
+def project_files(folder: Path) -> list[Path]:
+    """Files of ``folder`` that git tracks or would track (ignored runtime state is left behind)."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "."],
+        cwd=folder, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return [Path(name) for name in out.split("\0") if name and (folder / name).is_file()]
+
+
+def copy_tree(src: Path, dest: Path) -> int:
+    files = project_files(src)
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, target)
+    return len(files)
+
+
+def export(level: str, dest: Path) -> Path:
+    src = level_dir(level)
+    if dest.exists() and any(dest.iterdir()):
+        raise SystemExit(f"{dest} exists and is not empty: choose a new folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    n = copy_tree(src, dest) + copy_tree(ROOT / "shared", dest / "shared")
+    for name in (".gitignore", ".python-version"):
+        shutil.copy2(ROOT / name, dest / name)
+
+    pyproject = dest / "pyproject.toml"
+    text, count = WORKSPACE_SOURCE.subn(PATH_SOURCE, pyproject.read_text())
+    if count != 1:
+        raise SystemExit(f"{src.name}/pyproject.toml has no `taxi-shared = {{ workspace = true }}` source to rewrite")
+    pyproject.write_text(text)
+    uv = os.environ.get("UV") or shutil.which("uv") or "uv"  # `uv run` sets UV to its own binary
+    subprocess.run([uv, "lock", "--quiet"], cwd=dest, check=True)
+    print(f"exported {src.name} ({n} files) to {dest}")
+    print(f"next: cd {dest} && make setup && make test && make run")
+    return dest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("level", help="level number, 0-4")
+    parser.add_argument("dest", type=Path, help="new folder for the standalone project")
+    args = parser.parse_args(argv)
+    export(args.level, args.dest.resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

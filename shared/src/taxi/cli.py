@@ -1,0 +1,133 @@
+"""`taxi-data`: generate, fetch and validate monthly trip files; train and evaluate the shared model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import pandas as pd
+import typer
+from rich.progress import track
+
+from taxi import generator, loader
+from taxi.loader import DataSourceError
+from taxi.model import build_model, evaluate, format_metrics, prepare
+from taxi.months import month_range, parse_month
+from taxi.validation import DataValidationError, validate_file
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+Month = Annotated[str, typer.Option(help="first month, YYYY-MM")]
+Months = Annotated[int, typer.Option(min=1, help="how many consecutive months")]
+Scenario = Annotated[str, typer.Option(help=f"one of: {', '.join(generator.SCENARIOS)}")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _check_month(month: str) -> None:
+    try:
+        parse_month(month)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--month") from None
+
+
+@app.command()
+def generate(
+    month: Month = "2024-01",
+    months: Months = 1,
+    scenario: Scenario = "stationary",
+    rows: Annotated[int, typer.Option(min=1, help="rows per month")] = generator.DEFAULT_ROWS,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same data")] = generator.DEFAULT_SEED,
+    change_month: Annotated[str, typer.Option(help="first month of the scenario's change")] = (
+        generator.DEFAULT_CHANGE_MONTH
+    ),
+    out: Annotated[Path, typer.Option(help="a .parquet file (one month) or a folder (TLC file names)")] = Path("data"),
+) -> None:
+    """Write synthetic green-taxi months in the TLC schema."""
+    _check_month(month)
+    if scenario not in generator.SCENARIOS:
+        raise typer.BadParameter(f"must be one of {', '.join(generator.SCENARIOS)}", param_hint="--scenario")
+    wanted = month_range(month, months)
+    single_file = out.suffix == ".parquet"
+    if single_file and months > 1:
+        raise typer.BadParameter("give a folder to write several months", param_hint="--out")
+    for m in track(wanted, description="generating", disable=months == 1):
+        df = generator.generate_month(m, rows=rows, seed=seed, scenario=scenario, change_month=change_month)
+        path = loader.write_parquet(df, out if single_file else out / loader.tlc_filename(m))
+        typer.echo(f"wrote {path} ({len(df)} trips, {scenario}, seed {seed})")
+
+
+@app.command()
+def fetch(
+    month: Month = "2024-01",
+    months: Months = 1,
+    base_url: Annotated[str, typer.Option(help="where the monthly files live (URL or folder)")] = loader.TLC_BASE_URL,
+    out: Annotated[Path, typer.Option(help="folder to write the files to")] = Path("data"),
+) -> None:
+    """Download real TLC green monthly files (skips months already there)."""
+    _check_month(month)
+    for m in month_range(month, months):
+        target = out / loader.tlc_filename(m)
+        if target.exists():
+            typer.echo(f"{target} already there, skipped")
+            continue
+        try:
+            path = loader.fetch_month(m, out, base_url=base_url)
+        except DataSourceError as exc:
+            _fail(str(exc))
+        typer.echo(f"fetched {path}")
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="parquet or CSV trip files")],
+    month: Annotated[str | None, typer.Option(help="expected month, to count pickups outside it")] = None,
+) -> None:
+    """Check trip files: structural problems fail (exit 1); dirty rows are counted, never fatal."""
+    failed = False
+    for path in paths:
+        try:
+            _, report = validate_file(path, month=month)
+        except DataValidationError as exc:
+            typer.secho(str(exc), fg=typer.colors.RED, err=True)
+            failed = True
+            continue
+        typer.echo(report.summary())
+        typer.secho(f"{path}: valid", fg=typer.colors.GREEN)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def baseline(
+    train_month: Annotated[str, typer.Option(help="first training month")] = "2024-01",
+    train_months: Annotated[int, typer.Option(min=1, help="number of training months")] = 1,
+    test_month: Annotated[str, typer.Option(help="month to evaluate on")] = "2024-02",
+    scenario: Scenario = "stationary",
+    rows: Annotated[int, typer.Option(min=100, help="rows per month")] = generator.DEFAULT_ROWS,
+) -> None:
+    """Train the shared model on synthetic months and print RMSE/MAE per borough (no files written)."""
+    for m in (train_month, test_month):
+        _check_month(m)
+    train = pd.concat(
+        [loader.load_month(m, scenario=scenario, rows=rows) for m in month_range(train_month, train_months)],
+        ignore_index=True,
+    )
+    X_train, y_train = prepare(train)
+    typer.echo(f"training on {len(X_train)} trips ({train_month}, {train_months} month(s), {scenario}) ...")
+    results = {}
+    X_test, y_test = prepare(loader.load_month(test_month, scenario=scenario, rows=rows))
+    for kind in ("linear_baseline", "hist_gradient_boosting"):
+        results[kind] = evaluate(build_model({"model": kind}).fit(X_train, y_train), X_test, y_test)
+    typer.echo(
+        f"course baseline (linear regression on PU_DO + distance): RMSE {results['linear_baseline']['rmse']:.2f} min"
+    )
+    typer.echo(f"shared model (gradient boosting), evaluated on {test_month}:")
+    typer.echo(format_metrics(results["hist_gradient_boosting"]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

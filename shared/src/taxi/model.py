@@ -1,0 +1,184 @@
+"""The trip-duration model: features, training pipeline, evaluation. Pure scikit-learn, no MLOps tool.
+
+X, y = prepare(raw_month)                 # filter 1-60 min trips, target in minutes, features
+model = build_model(params).fit(X, y)     # a scikit-learn Pipeline
+evaluate(model, X_test, y_test)           # RMSE, MAE, per-borough slices
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+
+from taxi.schema import DROPOFF, PICKUP
+from taxi.zones import BOROUGHS, borough_of
+
+MIN_MINUTES, MAX_MINUTES = 1.0, 60.0
+TARGET = "duration_min"
+
+# What the model reads from a trip (the inputs of every API).
+INPUT_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance", "lpep_pickup_datetime", "passenger_count"]
+FEATURES = [
+    "PULocationID",
+    "DOLocationID",
+    "PU_DO",
+    "borough_pair",
+    "trip_distance",
+    "pickup_hour",
+    "pickup_weekday",
+    "passenger_count",
+]
+_ZONE_FEATURES = ["PULocationID", "DOLocationID", "PU_DO"]
+_NUMERIC_FEATURES = ["trip_distance", "pickup_hour", "pickup_weekday", "passenger_count"]
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "model": "hist_gradient_boosting",
+    "learning_rate": 0.1,
+    "max_iter": 300,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "l2_regularization": 0.0,
+    "random_state": 42,
+}
+MODEL_KINDS = ("hist_gradient_boosting", "linear_baseline", "ridge")
+
+
+def duration_minutes(df: pd.DataFrame) -> pd.Series:
+    """Dropoff minus pickup, in minutes."""
+    return (df[DROPOFF] - df[PICKUP]).dt.total_seconds() / 60
+
+
+def build_features(df: pd.DataFrame) -> pd.DataFrame:
+    """Model features from raw trips (TLC columns, or API trips with ``INPUT_COLUMNS``)."""
+    missing = [c for c in INPUT_COLUMNS if c not in df.columns and c != "passenger_count"]
+    if missing:
+        raise ValueError(f"missing column(s) needed for the features: {', '.join(missing)}")
+    pu = df["PULocationID"].astype("int64")
+    do = df["DOLocationID"].astype("int64")
+    pickup = pd.to_datetime(df[PICKUP])
+    passengers = df["passenger_count"] if "passenger_count" in df.columns else pd.Series(np.nan, index=df.index)
+    return pd.DataFrame(
+        {
+            "PULocationID": pu.astype(str),
+            "DOLocationID": do.astype(str),
+            "PU_DO": pu.astype(str) + "_" + do.astype(str),
+            "borough_pair": pd.Series(borough_of(pu), index=df.index) + "_" + pd.Series(borough_of(do), index=df.index),
+            "trip_distance": df["trip_distance"].astype("float64"),
+            "pickup_hour": pickup.dt.hour.astype("int64"),
+            "pickup_weekday": pickup.dt.dayofweek.astype("int64"),
+            "passenger_count": passengers.astype("float64").fillna(1.0),
+        },
+        index=df.index,
+    )[FEATURES]
+
+
+def clean_trips(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep the trips a duration model should learn from: 1-60 minutes, a positive plausible distance."""
+    minutes = duration_minutes(df)
+    keep = minutes.between(MIN_MINUTES, MAX_MINUTES) & (df["trip_distance"] > 0) & (df["trip_distance"] < 200)
+    return df.loc[keep]
+
+
+def prepare(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Raw trips -> (features X, target y = duration in minutes), dirty and out-of-range trips dropped."""
+    trips = clean_trips(df)
+    y = duration_minutes(trips).rename(TARGET)
+    return build_features(trips), y
+
+
+def build_model(params: Mapping[str, Any] | None = None) -> Pipeline:
+    """A scikit-learn Pipeline for ``params`` (see DEFAULT_PARAMS; unknown keys are an error).
+
+    - ``hist_gradient_boosting`` (default): target-encoded zones and zone pair, native categorical
+      borough pair, distance, hour, weekday, passengers -> HistGradientBoostingRegressor.
+    - ``linear_baseline``: the well-known course baseline, one-hot PU_DO + distance -> LinearRegression.
+    - ``ridge``: one-hot zones, pair and borough pair + numeric features -> Ridge(alpha).
+    """
+    p = {**DEFAULT_PARAMS, **(params or {})}
+    kind = p.pop("model")
+    if kind == "hist_gradient_boosting":
+        allowed = set(DEFAULT_PARAMS) - {"model"}
+        _check_keys(p, allowed, kind)
+        folds = KFold(5, shuffle=True, random_state=p["random_state"])  # cross-fitted target encoding
+        encode = ColumnTransformer(
+            [
+                ("zones", TargetEncoder(target_type="continuous", cv=folds), _ZONE_FEATURES),
+                ("boroughs", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["borough_pair"]),
+                ("numeric", "passthrough", _NUMERIC_FEATURES),
+            ],
+            verbose_feature_names_out=False,
+        )
+        regressor = HistGradientBoostingRegressor(
+            learning_rate=p["learning_rate"],
+            max_iter=p["max_iter"],
+            max_leaf_nodes=p["max_leaf_nodes"],
+            min_samples_leaf=p["min_samples_leaf"],
+            l2_regularization=p["l2_regularization"],
+            categorical_features=[3],  # borough_pair, after the three zone encodings
+            random_state=p["random_state"],
+        )
+        return Pipeline([("features", encode), ("regressor", regressor)])
+    if kind == "linear_baseline":
+        _check_keys(p, set(DEFAULT_PARAMS) - {"model"}, kind)
+        encode = ColumnTransformer(
+            [
+                ("pair", OneHotEncoder(handle_unknown="ignore"), ["PU_DO"]),
+                ("distance", "passthrough", ["trip_distance"]),
+            ]
+        )
+        return Pipeline([("features", encode), ("regressor", LinearRegression())])
+    if kind == "ridge":
+        alpha = p.pop("alpha", 1.0)
+        _check_keys(p, set(DEFAULT_PARAMS) - {"model"}, kind)
+        encode = ColumnTransformer(
+            [
+                ("categories", OneHotEncoder(handle_unknown="ignore"), [*_ZONE_FEATURES, "borough_pair"]),
+                ("numeric", "passthrough", _NUMERIC_FEATURES),
+            ]
+        )
+        return Pipeline([("features", encode), ("regressor", Ridge(alpha=alpha))])
+    raise ValueError(f"params.model must be one of {', '.join(MODEL_KINDS)}; got {kind!r}")
+
+
+def _check_keys(params: Mapping[str, Any], allowed: set[str], kind: str) -> None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) for {kind}: {', '.join(unknown)}")
+
+
+def _errors(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    err = np.asarray(y_pred, dtype="float64") - np.asarray(y_true, dtype="float64")
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))), "n": len(err)}
+
+
+def evaluate(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
+    """RMSE and MAE in minutes, overall and per pickup borough (slices with at least one trip)."""
+    if len(X) == 0:
+        raise ValueError("cannot evaluate on an empty set of trips")
+    pred = model.predict(X)
+    metrics: dict[str, Any] = _errors(y.to_numpy(), pred)
+    borough = X["borough_pair"].str.split("_").str[0].to_numpy()
+    metrics["slices"] = {
+        name: _errors(y.to_numpy()[borough == name], pred[borough == name])
+        for name in BOROUGHS
+        if (borough == name).any()
+    }
+    return metrics
+
+
+def format_metrics(metrics: Mapping[str, Any]) -> str:
+    """A small aligned table: overall then per borough."""
+    lines = [f"{'slice':<15}{'trips':>8}{'RMSE':>8}{'MAE':>8}"]
+    lines.append(f"{'overall':<15}{metrics['n']:>8}{metrics['rmse']:>8.2f}{metrics['mae']:>8.2f}")
+    for name, m in metrics.get("slices", {}).items():
+        lines.append(f"{name:<15}{m['n']:>8}{m['rmse']:>8.2f}{m['mae']:>8.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+from typer.testing import CliRunner
+
+from taxi.cli import app
+
+runner = CliRunner()
+
+
+def test_generate_then_validate(tmp_path):
+    out = tmp_path / "x.parquet"
+    result = runner.invoke(
+        app, ["generate", "--month", "2024-07", "--scenario", "drift", "--rows", "800", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["validate", str(out), "--month", "2024-07"])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and "usable for training" in result.output
+
+
+def test_generate_several_months_into_a_folder(tmp_path):
+    result = runner.invoke(
+        app, ["generate", "--month", "2024-11", "--months", "3", "--rows", "200", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "green_tripdata_2024-11.parquet", "green_tripdata_2024-12.parquet", "green_tripdata_2025-01.parquet",
+    ]  # fmt: skip
+
+
+def test_validate_fails_with_readable_errors(tmp_path):
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 1
+    assert "cannot be read as parquet" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_options_are_refused():
+    assert "YYYY-MM" in runner.invoke(app, ["generate", "--month", "July"]).output
+    assert runner.invoke(app, ["generate", "--scenario", "chaos"]).exit_code == 2
+
+
+def test_fetch_reports_failure(tmp_path):
+    result = runner.invoke(
+        app, ["fetch", "--month", "2024-01", "--base-url", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert "does not exist" in result.output
