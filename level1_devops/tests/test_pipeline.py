@@ -1,0 +1,81 @@
+"""Ingest -> train -> handoff, and the service's refusal to start on the wrong model file."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from level1.ingest import ingest
+from level1.service import ModelFileError, load_model_file
+from level1.train import sha256_of
+from taxi.generator import generate_month
+from taxi.loader import write_parquet
+
+
+def test_ingest_is_idempotent(tmp_path, settings_for):
+    settings = settings_for(tmp_path, rows=500)
+    first = ingest(settings, echo=lambda *_: None)
+    assert first.ingested == ["2024-01", "2024-02"]
+    before = {p.name: p.stat().st_mtime_ns for p in settings.raw_dir.glob("*.parquet")}
+    second = ingest(settings, echo=lambda *_: None)
+    assert second.skipped == ["2024-01", "2024-02"] and not second.ingested
+    assert {p.name: p.stat().st_mtime_ns for p in settings.raw_dir.glob("*.parquet")} == before
+
+
+def test_a_corrupt_month_is_fetched_again(tmp_path, settings_for):
+    settings = settings_for(tmp_path, rows=500)
+    ingest(settings, echo=lambda *_: None)
+    (settings.raw_dir / "green_tripdata_2024-02.parquet").write_text("half a file")
+    again = ingest(settings, echo=lambda *_: None)
+    assert again.ingested == ["2024-02"] and again.skipped == ["2024-01"]
+
+
+def test_a_month_failing_validation_is_not_used_and_the_reason_is_kept(tmp_path, settings_for):
+    source = tmp_path / "tlc"
+    write_parquet(generate_month("2024-01", rows=300), source / "green_tripdata_2024-01.parquet")
+    broken = generate_month("2024-02", rows=300).drop(columns=["DOLocationID"])
+    write_parquet(broken, source / "green_tripdata_2024-02.parquet")
+    settings = settings_for(tmp_path, source="tlc", tlc_base_url=str(source))
+    messages: list[str] = []
+    result = ingest(settings, echo=messages.append)
+    assert result.ingested == ["2024-01"] and list(result.rejected) == ["2024-02"]
+    assert not (settings.raw_dir / "green_tripdata_2024-02.parquet").exists()
+    reason = (settings.raw_dir / "rejected" / "green_tripdata_2024-02.parquet.reason.txt").read_text()
+    assert "column 'DOLocationID': required column is missing" in reason
+    assert any("REJECTED" in m for m in messages)
+
+
+def test_train_writes_model_and_metadata(trained):
+    metadata = json.loads(trained.model_path.with_suffix(".json").read_text())
+    assert metadata["sha256"] == sha256_of(trained.model_path)
+    assert metadata["train_months"] == ["2024-01"] and metadata["test_month"] == "2024-02"
+    assert 1 < metadata["metrics"]["rmse"] < 6
+    assert {"scikit-learn", "pandas", "numpy", "python"} <= set(metadata["library_versions"])
+    assert "PULocationID" in metadata["features"]
+    assert (trained.model_dir / "model.pkl").read_bytes() == trained.model_path.read_bytes()  # handed off
+
+
+def test_service_refuses_a_model_that_is_not_the_one_handed_off(trained, tmp_path):
+    shutil.copytree(trained.handoff_dir, tmp_path / "handoff")
+    model = tmp_path / "handoff" / "model.pkl"
+    model.write_bytes(model.read_bytes() + b"tampered")
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        load_model_file(model)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model_file(tmp_path / "nowhere" / "model.pkl")
+
+
+def test_serve_command_exits_with_a_clear_message(trained, tmp_path):
+    shutil.copytree(trained.handoff_dir, tmp_path / "handoff")
+    (tmp_path / "handoff" / "model.pkl").write_bytes(b"not the model")
+    env = {**os.environ, "LEVEL1_MODEL_PATH": str(tmp_path / "handoff" / "model.pkl")}
+    done = subprocess.run(
+        [sys.executable, "-m", "level1.cli", "serve", "--port", "8799"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot start" in done.stderr and "SHA-256" in done.stderr
+    assert "Traceback" not in done.stderr
