@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from level1.image import docker_available, stage_context
-from level1.smoke import SmokeTestFailed, _call, wait_until_healthy
 from taxi.generator import generate_month
 from taxi.model import INPUT_COLUMNS, build_features, clean_trips
+from taxi.smoke import SmokeTestFailed, call_json, wait_until_healthy
 
 pytestmark = pytest.mark.docker
 
@@ -51,7 +51,7 @@ def test_image_serves_the_handed_off_model(docker, trained, tmp_path):
         assert health["model_version"] == metadata["version"]
 
         trips = clean_trips(generate_month("2024-05", rows=200, seed=3)).head(50)[INPUT_COLUMNS]
-        status, body = _call(f"{url}/predict", json.loads(trips.to_json(orient="records", date_format="iso")))
+        status, body = call_json(f"{url}/predict", json.loads(trips.to_json(orient="records", date_format="iso")))
         assert status == 200
         expected = pickle.loads(trained.model_path.read_bytes()).predict(build_features(trips))
         np.testing.assert_allclose(body["predictions"], expected, rtol=1e-9)

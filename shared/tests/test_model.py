@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from taxi.generator import generate_month
-from taxi.model import build_features, build_model, evaluate, format_metrics, prepare
+from taxi.model import (
+    INPUT_COLUMNS,
+    build_features,
+    build_model,
+    build_trip_pipeline,
+    evaluate,
+    format_metrics,
+    prepare,
+    prepare_trips,
+)
 from taxi.months import month_range
 
 log = logging.getLogger(__name__)
@@ -77,3 +86,15 @@ def test_same_params_same_model(march):
     a = build_model().fit(X, y).predict(X.head(50))
     b = build_model().fit(X, y).predict(X.head(50))
     np.testing.assert_allclose(a, b)
+
+
+def test_trip_pipeline_takes_raw_trips_and_matches_the_feature_model(march):
+    trips, y = prepare_trips(march)
+    assert list(trips.columns) == INPUT_COLUMNS
+    X, y2 = prepare(march)
+    pd.testing.assert_series_equal(y, y2)
+    params = {"max_iter": 50}
+    on_trips = build_trip_pipeline(params).fit(trips, y)
+    on_features = build_model(params).fit(X, y)
+    np.testing.assert_allclose(on_trips.predict(trips.head(100)), on_features.predict(X.head(100)))
+    assert evaluate(on_trips, trips, y)["rmse"] == pytest.approx(evaluate(on_features, X, y)["rmse"])

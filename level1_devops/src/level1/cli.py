@@ -73,7 +73,7 @@ def serve(
 @app.command()
 def smoke(url: Annotated[str, typer.Option(help="base URL of a running service")] = "http://127.0.0.1:8000") -> None:
     """Smoke-test a running service: health, a prediction, a rejected bad request."""
-    from level1.smoke import SmokeTestFailed, smoke_test
+    from taxi.smoke import SmokeTestFailed, smoke_test
 
     try:
         smoke_test(url.rstrip("/"), echo=typer.echo)

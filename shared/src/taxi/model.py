@@ -17,7 +17,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, TargetEncoder
 
 from taxi.schema import DROPOFF, PICKUP
 from taxi.zones import BOROUGHS, borough_of
@@ -95,6 +95,24 @@ def prepare(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return build_features(trips), y
 
 
+def prepare_trips(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Raw trips -> (the trips' input columns, y): what a model that takes raw trips learns from."""
+    trips = clean_trips(df)
+    inputs = trips[[c for c in INPUT_COLUMNS if c in trips.columns]].copy()
+    if "passenger_count" not in inputs.columns:
+        inputs["passenger_count"] = np.nan
+    return inputs[INPUT_COLUMNS], duration_minutes(trips).rename(TARGET)
+
+
+def build_trip_pipeline(params: Mapping[str, Any] | None = None) -> Pipeline:
+    """``build_model`` preceded by ``build_features``: a Pipeline that takes raw trips (INPUT_COLUMNS).
+
+    This is what the levels with a model registry log, so the served model's signature is the trip
+    a client sends, not the engineered features.
+    """
+    return Pipeline([("trip_features", FunctionTransformer(build_features)), ("model", build_model(params))])
+
+
 def build_model(params: Mapping[str, Any] | None = None) -> Pipeline:
     """A scikit-learn Pipeline for ``params`` (see DEFAULT_PARAMS; unknown keys are an error).
 
@@ -161,12 +179,15 @@ def _errors(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 def evaluate(model: Any, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
-    """RMSE and MAE in minutes, overall and per pickup borough (slices with at least one trip)."""
+    """RMSE and MAE in minutes, overall and per pickup borough (slices with at least one trip).
+
+    ``X`` is what ``model`` takes: features (``prepare``) or raw trips (``prepare_trips``).
+    """
     if len(X) == 0:
         raise ValueError("cannot evaluate on an empty set of trips")
-    pred = model.predict(X)
+    pred = np.asarray(model.predict(X), dtype="float64")
     metrics: dict[str, Any] = _errors(y.to_numpy(), pred)
-    borough = X["borough_pair"].str.split("_").str[0].to_numpy()
+    borough = borough_of(X["PULocationID"].astype("int64"))
     metrics["slices"] = {
         name: _errors(y.to_numpy()[borough == name], pred[borough == name])
         for name in BOROUGHS

@@ -1,4 +1,6 @@
-"""Smoke test of a running service: health, one prediction, one bad request. Standard library only."""
+"""Smoke test of a running trip-duration service (any level): health, one prediction, one bad request.
+
+Standard library only, so it runs anywhere the service does."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ class SmokeTestFailed(AssertionError):
     pass
 
 
-def _call(url: str, body: Any | None = None, timeout: float = 5.0) -> tuple[int, Any]:
+def call_json(url: str, body: Any | None = None, timeout: float = 5.0) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
@@ -36,7 +38,7 @@ def wait_until_healthy(base_url: str, timeout: float = 60.0) -> dict:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            status, body = _call(f"{base_url}/health", timeout=2)
+            status, body = call_json(f"{base_url}/health", timeout=2)
             if status == 200:
                 return body
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as exc:
@@ -49,14 +51,14 @@ def smoke_test(base_url: str, echo=print) -> float:
     """Returns the sample prediction; raises SmokeTestFailed with the reason."""
     health = wait_until_healthy(base_url)
     echo(f"  GET  /health  -> ok, model version {health['model_version']}")
-    status, body = _call(f"{base_url}/predict", SAMPLE_TRIP)
+    status, body = call_json(f"{base_url}/predict", SAMPLE_TRIP)
     if status != 200:
         raise SmokeTestFailed(f"POST /predict answered {status}: {body}")
     minutes = body["predictions"][0]
     if not 1 <= minutes <= 60:
         raise SmokeTestFailed(f"POST /predict gave {minutes} minutes for a 1.8-mile trip")
     echo(f"  POST /predict {json.dumps(SAMPLE_TRIP)}\n       -> {minutes:.1f} minutes")
-    status, body = _call(f"{base_url}/predict", BAD_TRIP)
+    status, body = call_json(f"{base_url}/predict", BAD_TRIP)
     fields = [e["loc"][-1] for e in body.get("detail", [])] if isinstance(body, dict) else []
     if status != 422 or "trip_distance" not in fields:
         raise SmokeTestFailed(f"a negative distance should give 422 naming trip_distance; got {status}: {body}")

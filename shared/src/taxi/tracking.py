@@ -1,0 +1,133 @@
+"""MLflow glue shared by the levels with a registry (extra: ``taxi-shared[tracking]``).
+
+- ``log_trip_model``: log a raw-trip pipeline with its signature, input example and the skops types it
+  needs trusted (MLflow 3 saves scikit-learn models with skops by default).
+- ``RegistryModel``: a registered version loaded for serving (``taxi.serving.ServedModel``), with what
+  ``/model`` should say about it: name, version, run id, lineage tags.
+- alias helpers: the registry's aliases (not the deprecated stages) are how a version is released.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import skops.io
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from taxi.model import INPUT_COLUMNS
+
+# Modules whose types a model of ours may contain; anything else found in a model is refused.
+TRUSTED_MODULE_PREFIXES = (
+    "sklearn.", "numpy.", "scipy.", "taxi.", "builtins.", "collections.", "pandas.", "functools.partial",
+)  # fmt: skip
+
+
+class RegistryError(LookupError):
+    """A registered model, version or alias that does not exist: the message says which."""
+
+
+def trusted_types(model: Any) -> list[str]:
+    """The types skops must trust to load ``model``; a type from an unexpected module is an error."""
+    return _check_trusted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+
+
+def _check_trusted(types: list[str]) -> list[str]:
+    unexpected = [t for t in types if not t.startswith(TRUSTED_MODULE_PREFIXES)]
+    if unexpected:
+        raise ValueError(f"the model contains types from unexpected modules: {', '.join(unexpected)}")
+    return types
+
+
+def save_pipeline(pipeline: Any, path: Path) -> Path:
+    """Save a fitted pipeline with skops (no arbitrary code on load, unlike pickle)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    skops.io.dump(pipeline, path)
+    return path
+
+
+def load_pipeline(path: Path) -> Any:
+    """Load a skops file, trusting only types from the modules our models are made of."""
+    return skops.io.load(path, trusted=_check_trusted(skops.io.get_untrusted_types(file=path)))
+
+
+def input_example(trips: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    example = trips[INPUT_COLUMNS].head(rows).copy()
+    example["passenger_count"] = example["passenger_count"].astype("float64")
+    return example
+
+
+def pip_requirements() -> list[str]:
+    """What loading the model needs, pinned to this environment (saves MLflow inferring it: seconds)."""
+    return [f"{lib}=={version(lib)}" for lib in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "taxi-shared")]
+
+
+def log_trip_model(pipeline: Any, trips: pd.DataFrame, *, name: str = "model", **kwargs: Any):
+    """Log a fitted raw-trip pipeline to the active run; returns MLflow's ModelInfo."""
+    example = input_example(trips)
+    kwargs.setdefault("pip_requirements", pip_requirements())
+    signature = infer_signature(example, np.asarray(pipeline.predict(example), dtype="float64"))
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name=name,
+        signature=signature,
+        input_example=example,
+        skops_trusted_types=trusted_types(pipeline),
+        **kwargs,
+    )
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version behind ``name@alias``, or None when the alias is not set."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def get_version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        known = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        listing = ", ".join(map(str, known)) if known else "none"
+        raise RegistryError(f"model '{name}' has no version {version} (versions: {listing})") from None
+
+
+class RegistryModel:
+    """A registered model version, loaded through the pyfunc flavour (its signature is enforced)."""
+
+    def __init__(self, name: str, version: ModelVersion, alias: str | None = None):
+        self.name = name
+        self.version = version
+        self.alias = alias
+        self.pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+
+    @classmethod
+    def from_alias(cls, name: str, alias: str, client: MlflowClient | None = None) -> RegistryModel:
+        client = client or MlflowClient()
+        version = alias_version(client, name, alias)
+        if version is None:
+            raise RegistryError(f"no version of '{name}' has the alias '{alias}' yet: release one first")
+        return cls(name, version, alias)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        inputs = frame[INPUT_COLUMNS].astype({"passenger_count": "float64"})
+        return np.asarray(self.pyfunc.predict(inputs), dtype="float64")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version.version,
+            "alias": self.alias,
+            "run_id": self.version.run_id,
+            "source": self.version.source,
+            "tags": dict(self.version.tags),
+        }
