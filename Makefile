@@ -15,7 +15,7 @@ help: ## list the targets
 
 setup: ## install uv if missing, then every workspace package from uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --all-packages --locked
+	$(UV) sync --all-packages --locked --compile-bytecode -q
 
 test: setup ## run all tests: shared package, every level, cross-level
 	$(UV) run pytest $(PYTEST_ARGS)

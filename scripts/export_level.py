@@ -62,6 +62,8 @@ def export(level: str, dest: Path) -> Path:
     if count != 1:
         raise SystemExit(f"{src.name}/pyproject.toml has no `taxi-shared = {{ workspace = true }}` source to rewrite")
     pyproject.write_text(text)
+    for dvc_file in dest.glob("dvc.yaml"):  # code deps on the shared package: ../shared/ -> shared/
+        dvc_file.write_text(dvc_file.read_text().replace("../shared/", "shared/"))
     uv = os.environ.get("UV") or shutil.which("uv") or "uv"  # `uv run` sets UV to its own binary
     subprocess.run([uv, "lock", "--quiet"], cwd=dest, check=True)
     print(f"exported {src.name} ({n} files) to {dest}")
