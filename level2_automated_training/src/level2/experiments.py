@@ -50,6 +50,7 @@ def main() -> None:
     try:
         for key, values in SWEEP.items():
             for value in values:
+                params.write_text(baseline)  # each experiment = the baseline + one change
                 print(f"experiment: {key}={value} (dvc exp run evaluate -S {key}={value})")
                 done = _run("dvc", "exp", "run", "evaluate", "-S", f"{key}={value}", check=False)
                 if done.returncode != 0:
@@ -57,7 +58,8 @@ def main() -> None:
     finally:
         params.write_text(baseline)
         _run("dvc", "repro", "evaluate", check=False)  # back to the baseline, from the run cache
-    print(_run("dvc", "exp", "show", "--only-changed", "--no-pager", "--md").stdout)
+    keep = "^(Experiment|Created|rmse|mae|train.learning_rate|train.max_leaf_nodes)$"
+    print(_run("dvc", "exp", "show", "--no-pager", "--md", "--drop", ".*", "--keep", keep).stdout)
     settings = Settings()
     mlflow.set_tracking_uri(settings.tracking_uri)
     runs = mlflow.search_runs(experiment_names=[settings.experiment], order_by=["metrics.rmse ASC"], max_results=10)

@@ -147,7 +147,8 @@ def evaluate_stage(settings: Settings) -> None:
     trips, y = _split(PREPARED / "test.parquet")
     pipeline = load_pipeline(MODEL)
     metrics = evaluate(pipeline, trips, y)
-    _write_json(REPORTS / "metrics.json", metrics)
+    _write_json(REPORTS / "metrics.json", {k: metrics[k] for k in ("rmse", "mae", "n")})
+    _write_json(REPORTS / "slices.json", metrics["slices"])  # per pickup borough
 
     predicted = pipeline.predict(trips)
     sample = pd.DataFrame({"actual_min": y.to_numpy(), "predicted_min": predicted}).sample(
@@ -174,6 +175,7 @@ def evaluate_stage(settings: Settings) -> None:
         mlflow.log_metrics(flat, model_id=run["model_id"])
         mlflow.log_artifact(str(REPORTS / "residuals.png"), artifact_path="evaluation")
         mlflow.log_artifact(str(REPORTS / "metrics.json"), artifact_path="evaluation")
+        mlflow.log_artifact(str(REPORTS / "slices.json"), artifact_path="evaluation")
     print(f"evaluate: RMSE {metrics['rmse']:.3f} min, MAE {metrics['mae']:.3f} min on {metrics['n']} test trips")
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,23 @@ def load_pipeline(path: Path) -> Any:
     return skops.io.load(path, trusted=_check_trusted(skops.io.get_untrusted_types(file=path)))
 
 
+# The model's input types, as logged in its signature and as every caller passes them.
+INPUT_DTYPES = {
+    "PULocationID": "int64",
+    "DOLocationID": "int64",
+    "trip_distance": "float64",
+    "lpep_pickup_datetime": "datetime64[ns]",
+    "passenger_count": "float64",  # optional: missing is NaN
+}
+
+
+def model_inputs(trips: pd.DataFrame) -> pd.DataFrame:
+    """The trips' input columns in the signature's types (files store ids as int32, APIs give int64)."""
+    return trips[INPUT_COLUMNS].astype(INPUT_DTYPES)
+
+
 def input_example(trips: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    example = trips[INPUT_COLUMNS].head(rows).copy()
-    example["passenger_count"] = example["passenger_count"].astype("float64")
-    return example
+    return model_inputs(trips.head(rows))
 
 
 def pip_requirements() -> list[str]:
@@ -73,7 +87,9 @@ def log_trip_model(pipeline: Any, trips: pd.DataFrame, *, name: str = "model", *
     """Log a fitted raw-trip pipeline to the active run; returns MLflow's ModelInfo."""
     example = input_example(trips)
     kwargs.setdefault("pip_requirements", pip_requirements())
-    signature = infer_signature(example, np.asarray(pipeline.predict(example), dtype="float64"))
+    with warnings.catch_warnings():  # the hint about integer columns and missing values: ids are never missing
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, np.asarray(pipeline.predict(example), dtype="float64"))
     return mlflow.sklearn.log_model(
         pipeline,
         name=name,
@@ -119,13 +135,12 @@ class RegistryModel:
         return cls(name, version, alias)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        inputs = frame[INPUT_COLUMNS].astype({"passenger_count": "float64"})
-        return np.asarray(self.pyfunc.predict(inputs), dtype="float64")
+        return np.asarray(self.pyfunc.predict(model_inputs(frame)), dtype="float64")
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "version": self.version.version,
+            "version": str(self.version.version),
             "alias": self.alias,
             "run_id": self.version.run_id,
             "source": self.version.source,
