@@ -20,6 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_SOURCE = re.compile(r"taxi-shared\s*=\s*\{\s*workspace\s*=\s*true\s*\}")
 PATH_SOURCE = 'taxi-shared = { path = "shared", editable = true }'
+# Runtime state never leaves with a level, even where .gitignore lets git see it (level 2's dvc.lock and
+# reports/ must stay visible to git for DVC experiments). tests/test_repository.py uses the same pattern.
+RUNTIME_STATE = re.compile(
+    r"(^|/)(mlruns|mlartifacts|\.prefect|data|models|handoff|outputs|reports|build|dvc-remote|dvc_plots)/"
+    r"|(^|/)(mlflow\.db|dvc\.lock)$|\.(parquet|pkl|skops|joblib)$|(^|/)\.dvc/(cache|tmp)/"
+)
 
 
 def level_dir(level: str) -> Path:
@@ -31,12 +37,13 @@ def level_dir(level: str) -> Path:
 
 
 def project_files(folder: Path) -> list[Path]:
-    """Files of ``folder`` that git tracks or would track (ignored runtime state is left behind)."""
+    """Files of ``folder`` that git tracks or would track, runtime state left behind."""
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "."],
         cwd=folder, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    return [Path(name) for name in out.split("\0") if name and (folder / name).is_file()]
+    names = [name for name in out.split("\0") if name and not RUNTIME_STATE.search(name)]
+    return [Path(name) for name in names if (folder / name).is_file()]
 
 
 def copy_tree(src: Path, dest: Path) -> int:

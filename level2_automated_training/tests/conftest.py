@@ -40,11 +40,14 @@ class Project:
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory) -> Project:
-    """This level's pipeline in a fresh git repo (shared/ beside it, as in the workspace), run once."""
+    """This level's pipeline in a fresh git repo, laid out as this folder is, run once."""
     repo = tmp_path_factory.mktemp("repo")
-    shutil.copytree(SHARED / "src", repo / "shared" / "src", ignore=shutil.ignore_patterns("__pycache__"))
     level = repo / "level2"
     level.mkdir()
+    # dvc.yaml names the shared code beside this folder (workspace) or inside it (an exported copy)
+    beside = "../shared/" in (LEVEL / "dvc.yaml").read_text()
+    shared_copy = (repo if beside else level) / "shared" / "src"
+    shutil.copytree(SHARED / "src", shared_copy, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(LEVEL / "src", level / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(LEVEL / name, level / name)
