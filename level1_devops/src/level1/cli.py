@@ -60,27 +60,18 @@ def serve(
     port: Annotated[int, typer.Option(help="port")] = 8000,
 ) -> None:
     """Run the scoring service with uvicorn (docs at /docs)."""
-    from level1.service import ModelFileError
-    from level1.service import serve as run
+    from level1.service import ModelFileError, create_app
+    from taxi.serving import run_service
 
-    try:
-        run(Settings(), host, port)
-    except ModelFileError as exc:
-        typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+    raise typer.Exit(run_service(lambda: create_app(Settings()), host, port, (ModelFileError,)))
 
 
 @app.command()
 def smoke(url: Annotated[str, typer.Option(help="base URL of a running service")] = "http://127.0.0.1:8000") -> None:
     """Smoke-test a running service: health, a prediction, a rejected bad request."""
-    from taxi.smoke import SmokeTestFailed, smoke_test
+    from taxi.smoke import main
 
-    try:
-        smoke_test(url.rstrip("/"), echo=typer.echo)
-    except SmokeTestFailed as exc:
-        typer.secho(f"smoke test FAILED: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    typer.secho("smoke test passed", fg=typer.colors.GREEN)
+    raise typer.Exit(main(url))
 
 
 @app.command()

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from level1.settings import Settings
 from level1.train import metadata_path_for, sha256_of
-from taxi.serving import SklearnModel, configure_request_logging
+from taxi.serving import SklearnModel
 from taxi.serving import create_app as create_service
 
 
@@ -47,10 +47,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Trip duration - level 1",
         description="Serves the model file handed off by `make handoff` (level 1: DevOps, no MLOps).",
     )
-
-
-def serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
-    configure_request_logging()
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False)

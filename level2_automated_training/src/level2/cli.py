@@ -97,27 +97,19 @@ def serve(
     port: Annotated[int, typer.Option(help="port")] = 8002,
 ) -> None:
     """Serve models:/<name>@production with the shared FastAPI core (docs at /docs)."""
-    from level2.service import serve as run
+    from level2.service import create_app
+    from taxi.serving import run_service
     from taxi.tracking import RegistryError
 
-    try:
-        run(Settings(), host, port)
-    except RegistryError as exc:
-        typer.secho(f"cannot start: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+    raise typer.Exit(run_service(lambda: create_app(Settings()), host, port, (RegistryError,)))
 
 
 @app.command()
 def smoke(url: Annotated[str, typer.Option(help="base URL of a running service")] = "http://127.0.0.1:8002") -> None:
     """Smoke-test a running service: health, a prediction, a rejected bad request."""
-    from taxi.smoke import SmokeTestFailed, smoke_test
+    from taxi.smoke import main
 
-    try:
-        smoke_test(url.rstrip("/"), echo=typer.echo)
-    except SmokeTestFailed as exc:
-        typer.secho(f"smoke test FAILED: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    typer.secho("smoke test passed", fg=typer.colors.GREEN)
+    raise typer.Exit(main(url))
 
 
 @app.command()

@@ -9,7 +9,6 @@ import mlflow
 from fastapi import FastAPI
 
 from level2.settings import Settings
-from taxi.serving import configure_request_logging
 from taxi.serving import create_app as create_service
 from taxi.tracking import RegistryModel
 
@@ -24,10 +23,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Trip duration - level 2",
         description=f"Serves models:/{settings.model_name}@{settings.serving_alias} from the MLflow registry.",
     )
-
-
-def serve(settings: Settings, host: str, port: int) -> None:
-    import uvicorn
-
-    configure_request_logging()
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False)

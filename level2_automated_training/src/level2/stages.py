@@ -45,11 +45,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 def md5_of(path: Path) -> str:
     """The hash DVC records for a file (dvc.lock `md5`)."""
-    digest = hashlib.md5()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def params_hash(params: dict[str, Any]) -> str:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -186,6 +188,22 @@ def create_app(
         return request.app.state.model.describe()
 
     return app
+
+
+def run_service(
+    create: Callable[[], FastAPI], host: str, port: int, cannot_start: tuple[type[Exception], ...] = ()
+) -> int:
+    """Build the app and serve it with uvicorn; an expected start-up failure is one clear line, exit 1."""
+    import uvicorn
+
+    configure_request_logging()
+    try:
+        app = create()
+    except cannot_start as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    uvicorn.run(app, host=host, port=port, access_log=False)
+    return 0
 
 
 def configure_request_logging(level: int = logging.INFO) -> None:
