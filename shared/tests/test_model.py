@@ -65,7 +65,7 @@ def test_drift_hurts_and_retraining_recovers():
     pre = evaluate(before, *prepare(generate_month("2024-06", rows=8000, seed=1, scenario="drift")))["rmse"]
     post_month = generate_month("2024-09", rows=8000, seed=1, scenario="drift")
     post = evaluate(before, *prepare(post_month))["rmse"]
-    after = build_model().fit(*prepare(_months("2024-07", 2)))
+    after = build_model().fit(*prepare(_months("2024-07", 3)))
     recovered = evaluate(after, *prepare(post_month))["rmse"]
     log.warning(
         "drift: RMSE pre-drift %.3f, post-drift %.3f (%+.0f %%), after retraining %.3f (%+.1f %% vs pre-drift)",
