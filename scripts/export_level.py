@@ -28,6 +28,12 @@ RUNTIME_STATE = re.compile(
 )
 
 
+def ruff_config() -> str:
+    """The workspace's [tool.ruff...] tables, so `make lint` judges the copy by the same rules."""
+    tables = re.split(r"(?m)^(?=\[)", (ROOT / "pyproject.toml").read_text())
+    return "".join(t for t in tables if t.startswith("[tool.ruff"))
+
+
 def level_dir(level: str) -> Path:
     matches = sorted(ROOT.glob(f"level{level}_*"))
     if not matches:
@@ -61,16 +67,23 @@ def export(level: str, dest: Path) -> Path:
         raise SystemExit(f"{dest} exists and is not empty: choose a new folder")
     dest.mkdir(parents=True, exist_ok=True)
     n = copy_tree(src, dest) + copy_tree(ROOT / "shared", dest / "shared")
-    for name in (".gitignore", ".python-version"):
-        shutil.copy2(ROOT / name, dest / name)
+    shutil.copy2(ROOT / ".python-version", dest / ".python-version")
+    level_ignores = (src / ".gitignore").read_text() if (src / ".gitignore").exists() else ""
+    (dest / ".gitignore").write_text((ROOT / ".gitignore").read_text() + "\n# this level's own\n" + level_ignores)
+    workflow = ROOT / ".github" / "workflows" / f"level{level}.yml"
+    if workflow.exists():  # the level's CI, now at the project's root
+        text = workflow.read_text().replace(f"working-directory: {src.name}", "working-directory: .")
+        (dest / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
+        (dest / ".github" / "workflows" / workflow.name).write_text(text.replace(f"{src.name}/**", "**"))
 
     pyproject = dest / "pyproject.toml"
     text, count = WORKSPACE_SOURCE.subn(PATH_SOURCE, pyproject.read_text())
     if count != 1:
         raise SystemExit(f"{src.name}/pyproject.toml has no `taxi-shared = {{ workspace = true }}` source to rewrite")
-    pyproject.write_text(text)
+    pyproject.write_text(text + "\n" + ruff_config())
     for dvc_file in dest.glob("dvc.yaml"):  # code deps on the shared package: ../shared/ -> shared/
         dvc_file.write_text(dvc_file.read_text().replace("../shared/", "shared/"))
+    shutil.copy2(ROOT / "uv.lock", dest / "uv.lock")  # `uv lock` keeps the workspace's pinned versions
     uv = os.environ.get("UV") or shutil.which("uv") or "uv"  # `uv run` sets UV to its own binary
     subprocess.run([uv, "lock", "--quiet"], cwd=dest, check=True)
     print(f"exported {src.name} ({n} files) to {dest}")

@@ -1,4 +1,4 @@
-"""Every level copies out as a standalone project whose own `make setup && make test` pass."""
+"""Every level copies out as a standalone project whose own `make setup && make lint && make test` pass."""
 
 import os
 import subprocess
@@ -31,7 +31,7 @@ def test_exported_level_sets_up_and_passes_its_tests(level, tmp_path):
     assert 'path = "shared"' in pyproject and "workspace = true" not in pyproject
     assert not list(dest.rglob("*.parquet")), "runtime data was copied"
 
-    result = _run(["make", "setup", "test"], dest, 1500)
+    result = _run(["make", "setup", "lint", "test"], dest, 1500)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert str(ROOT) not in (dest / "uv.lock").read_text()

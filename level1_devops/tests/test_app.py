@@ -38,6 +38,8 @@ def test_the_caller_request_id_is_kept(client):
         ({"DOLocationID": "Harlem"}, "DOLocationID", "valid integer"),
         ({"lpep_pickup_datetime": "31/02/2024 8am"}, "lpep_pickup_datetime", "datetime"),
         ({"passenger_count": 12}, "passenger_count", "less than or equal to 9"),
+        ({"lpep_pickup_datetime": "1600-01-01T00:00:00"}, "lpep_pickup_datetime", "between 2000-01-01"),
+        ({"lpep_pickup_datetime": "9999-12-31T23:00:00-12:00"}, "lpep_pickup_datetime", "New York time"),
     ],
 )
 def test_bad_trip_gives_422_naming_field_and_rule(client, change, field, rule):
@@ -67,7 +69,7 @@ def test_errors_in_a_list_name_the_item(client):
     assert response.json()["detail"][0]["loc"] == ["body", 1, "trip_distance"]
 
 
-@pytest.mark.parametrize("body", ["{not json", '"a string"', "42", "[]"])
+@pytest.mark.parametrize("body", ["{not json", '"a string"', "42", "[]", "[" * 100_000 + "]" * 100_000])
 def test_malformed_bodies_give_422(client, body):
     response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 422

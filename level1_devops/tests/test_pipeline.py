@@ -79,3 +79,38 @@ def test_serve_command_exits_with_a_clear_message(trained, tmp_path):
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "SHA-256" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_invalid_month_is_never_left_in_raw(tmp_path, settings_for):
+    source = tmp_path / "tlc"
+    for month in ("2024-01", "2024-02"):
+        write_parquet(generate_month(month, rows=300), source / f"green_tripdata_{month}.parquet")
+    settings = settings_for(tmp_path, source="tlc", tlc_base_url=str(source))
+    ingest(settings, echo=lambda *_: None)
+    (settings.raw_dir / "green_tripdata_2024-02.parquet").write_text("corrupted on disk")
+    broken = generate_month("2024-02", rows=300).drop(columns=["DOLocationID"])
+    write_parquet(broken, source / "green_tripdata_2024-02.parquet")  # and the source is now broken too
+    result = ingest(settings, echo=lambda *_: None)
+    assert list(result.rejected) == ["2024-02"]
+    assert sorted(p.name for p in settings.raw_dir.glob("*.parquet")) == ["green_tripdata_2024-01.parquet"]
+    with pytest.raises(SystemExit, match="need at least 2 ingested months"):
+        from level1.train import train
+
+        train(settings)
+
+
+def test_corrupt_metadata_is_refused_clearly(trained, tmp_path):
+    shutil.copytree(trained.handoff_dir, tmp_path / "handoff")
+    (tmp_path / "handoff" / "model.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        load_model_file(tmp_path / "handoff" / "model.pkl")
+
+
+@pytest.mark.parametrize(("name", "value"), [("LEVEL1_FIRST_MONTH", "2024-13"), ("LEVEL1_MONTHS", "0")])
+def test_invalid_settings_are_one_clear_line(tmp_path, name, value):
+    done = subprocess.run(
+        [sys.executable, "-m", "level1.cli", "ingest"],
+        env={**os.environ, name: value}, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"invalid setting: {name}" in done.stderr and "Traceback" not in done.stderr

@@ -5,7 +5,7 @@ import json
 
 import yaml
 
-from level2.stages import md5_of, params_hash
+from level2.stages.common import md5_of, params_hash
 
 ALL_STAGES = ("ingest", "validate", "prepare", "train", "evaluate", "register")
 
@@ -55,7 +55,8 @@ def test_changing_one_train_param_reruns_train_and_evaluate_only(project):
 
 def test_registered_version_carries_its_lineage(project):
     client = project.client()
-    version = client.get_model_version("trip-duration", "2")
+    registered = json.loads((project.dir / "reports" / "registered.json").read_text())
+    version = client.get_model_version("trip-duration", str(registered["version"]))
     lock = yaml.safe_load((project.dir / "dvc.lock").read_text())
     train_data = next(d for d in lock["stages"]["train"]["deps"] if d["path"] == "data/prepared/train.parquet")
     assert version.tags["data_md5"] == train_data["md5"] == md5_of(project.dir / "data" / "prepared" / "train.parquet")
@@ -64,7 +65,7 @@ def test_registered_version_carries_its_lineage(project):
     head = project.run("git", "rev-parse", "HEAD").stdout.strip()
     assert version.tags["git_commit"].startswith(head)
     run = client.get_run(version.run_id)
-    assert run.data.params["train.learning_rate"] == "0.2"
+    assert run.data.params["train.learning_rate"] == str(params["train"]["learning_rate"])
     assert "rmse_Manhattan" in run.data.metrics
     assert "evaluation/residuals.png" in [a.path for a in client.list_artifacts(version.run_id, "evaluation")]
     model_info = json.loads((project.dir / "models" / "train_run.json").read_text())

@@ -57,3 +57,21 @@ def test_cli_refuses_unknown_version_clearly(project, two_versions):
     assert "has no version 42" in done.stderr and "production is unchanged" in done.stderr
     assert "Traceback" not in done.stderr
     assert _production(two_versions) == before
+
+
+def test_rollback_refuses_when_the_alias_was_moved_by_hand(two_versions):
+    client = two_versions
+    release(client, NAME, 1)
+    release(client, NAME, 2)
+    client.set_registered_model_alias(NAME, "production", "1")  # someone moved it in the UI
+    with pytest.raises(RegistryError, match="moved outside"):
+        rollback(client, NAME)
+    assert _production(client) == "1"
+
+
+def test_release_before_anything_is_registered_is_refused(project):
+    client = project.client()
+    with pytest.raises(RegistryError, match="no registered model 'nothing-here'"):
+        rollback(client, "nothing-here")
+    with pytest.raises(RegistryError, match="has no version 1"):
+        release(client, "nothing-here", 1)

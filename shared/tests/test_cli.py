@@ -35,6 +35,17 @@ def test_validate_fails_with_readable_errors(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_bad_months_are_refused_naming_the_option(tmp_path):
+    for args, option in (
+        (["generate", "--change-month", "2024-13", "--scenario", "drift"], "--change-month"),
+        (["validate", str(tmp_path / "x.parquet"), "--month", "2024-13"], "--month"),
+        (["baseline", "--train-month", "2024-1"], "--train-month"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and option in result.output and "YYYY-MM" in result.output, result.output
+        assert "Traceback" not in result.output
+
+
 def test_bad_options_are_refused():
     assert "YYYY-MM" in runner.invoke(app, ["generate", "--month", "July"]).output
     assert runner.invoke(app, ["generate", "--scenario", "chaos"]).exit_code == 2

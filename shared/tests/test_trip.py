@@ -32,6 +32,10 @@ def test_aware_times_become_new_york_local():
         ({"DOLocationID": 0}, "DOLocationID"),
         ({"lpep_pickup_datetime": "yesterday"}, "lpep_pickup_datetime"),
         ({"passenger_count": 40}, "passenger_count"),
+        ({"lpep_pickup_datetime": "0001-01-01T00:00:00"}, "lpep_pickup_datetime"),
+        ({"lpep_pickup_datetime": "2300-01-01T00:00:00"}, "lpep_pickup_datetime"),
+        ({"lpep_pickup_datetime": "0001-01-01T00:00:00+14:00"}, "lpep_pickup_datetime"),
+        ({"lpep_pickup_datetime": "9999-12-31T23:00:00-12:00"}, "lpep_pickup_datetime"),
     ],
 )
 def test_bad_trips_name_the_field(change, field):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from level1.settings import Settings
+from level1.settings import load_settings
 from taxi.model import format_metrics
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -18,7 +17,7 @@ def ingest() -> None:
     """Gather the configured months into data/raw/ (idempotent, validated)."""
     from level1.ingest import ingest as run
 
-    settings = Settings()
+    settings = load_settings()
     typer.echo(f"ingesting {len(settings.month_list)} month(s) from {settings.source} into {settings.raw_dir}/")
     result = run(settings, echo=typer.echo)
     typer.echo(
@@ -31,7 +30,7 @@ def train() -> None:
     """Fit the shared model on the ingested months (last month held out) and write model.pkl + model.json."""
     from level1.train import train as run
 
-    result = run(Settings())
+    result = run(load_settings())
     meta = result.metadata
     typer.echo(
         f"trained on {', '.join(meta['train_months'])} ({meta['train_rows']} trips), tested on {meta['test_month']}:"
@@ -49,7 +48,7 @@ def handoff() -> None:
     """Copy the model file and its metadata to the service's folder."""
     from level1.handoff import handoff as run
 
-    settings = Settings()
+    settings = load_settings()
     path = run(settings)
     typer.echo(f"handed off {settings.model_dir}/model.pkl -> {path} (the service and the image load it from there)")
 
@@ -63,7 +62,7 @@ def serve(
     from level1.service import ModelFileError, create_app
     from taxi.serving import run_service
 
-    raise typer.Exit(run_service(lambda: create_app(Settings()), host, port, (ModelFileError,)))
+    raise typer.Exit(run_service(lambda: create_app(load_settings()), host, port, (ModelFileError,)))
 
 
 @app.command()
@@ -77,8 +76,11 @@ def smoke(url: Annotated[str, typer.Option(help="base URL of a running service")
 @app.command()
 def model_info() -> None:
     """Print the handed-off model's metadata."""
-    settings = Settings()
-    typer.echo(json.dumps(json.loads(settings.model_path.with_suffix(".json").read_text()), indent=2))
+    metadata = load_settings().model_path.with_suffix(".json")
+    if not metadata.exists():
+        typer.secho(f"no model metadata at {metadata}: run `make train handoff` first", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(metadata.read_text())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,8 +52,9 @@ def ingest(settings: Settings, echo=print) -> IngestResult:
                 echo(f"  {month}: {target} already there and valid, skipped")
                 result.skipped.append(month)
                 continue
-            except DataValidationError:
-                echo(f"  {month}: {target} is there but invalid, fetching it again")
+            except DataValidationError as exc:
+                _reject(month, f"the file already in {raw} was invalid:\n{exc}", raw, target)  # never left in raw/
+                echo(f"  {month}: {target} is there but invalid (moved to rejected/), fetching it again")
         with tempfile.TemporaryDirectory(dir=raw, prefix=".staging-") as tmp:
             staged: Path | None = None
             try:

@@ -27,7 +27,10 @@ def load_model_file(path: Path) -> SklearnModel:
         raise ModelFileError(f"model file {path} not found: run `make train handoff` first")
     if not meta_path.exists():
         raise ModelFileError(f"{meta_path} not found: the model file must come with its metadata")
-    metadata = json.loads(meta_path.read_text())
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{meta_path} is not valid JSON ({exc}): hand the model off again") from None
     actual = sha256_of(path)
     if actual != metadata.get("sha256"):
         raise ModelFileError(
@@ -38,8 +41,7 @@ def load_model_file(path: Path) -> SklearnModel:
     return SklearnModel(pipeline, metadata)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def create_app(settings: Settings) -> FastAPI:
     model = load_model_file(settings.model_path)
     return create_service(
         model,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+import taxi.settings
 from taxi.loader import TLC_BASE_URL
-from taxi.months import month_range
+from taxi.months import month_range, parse_month
 from taxi.serving import DEFAULT_MAX_BATCH
 
 
@@ -35,6 +36,12 @@ class Settings(BaseSettings):
     model_path: Path = Path("handoff/model.pkl")
     max_batch: int = Field(DEFAULT_MAX_BATCH, ge=1)
 
+    @field_validator("first_month")
+    @classmethod
+    def _a_month(cls, value: str) -> str:
+        parse_month(value)  # ValueError "month must look like YYYY-MM ..." -> a settings error naming the field
+        return value
+
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
@@ -42,3 +49,8 @@ class Settings(BaseSettings):
     @property
     def month_list(self) -> list[str]:
         return month_range(self.first_month, self.months)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment / .env; a wrong value is one clear line, not a traceback."""
+    return taxi.settings.load_settings(Settings)

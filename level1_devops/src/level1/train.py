@@ -19,7 +19,7 @@ import yaml
 from level1.settings import Settings
 from taxi.loader import tlc_filename
 from taxi.model import FEATURES, INPUT_COLUMNS, TARGET, build_model, evaluate, prepare
-from taxi.validation import read_trips
+from taxi.validation import DataValidationError, read_trips
 
 MODEL_NAME = "trip-duration"
 
@@ -52,11 +52,17 @@ def train(settings: Settings) -> TrainResult:
             f"found {len(months)}: run `make ingest` first"
         )
     train_months, test_month = months[:-1], months[-1]
-    frames = [read_trips(settings.raw_dir / tlc_filename(m)) for m in train_months]
+    try:
+        frames = [read_trips(settings.raw_dir / tlc_filename(m)) for m in train_months]
+        test_frame = read_trips(settings.raw_dir / tlc_filename(test_month))
+    except DataValidationError as exc:
+        raise SystemExit(
+            f"cannot train: {exc}\nrun `make ingest` again: it re-fetches or rejects broken months"
+        ) from None
     X, y = prepare(pd.concat(frames, ignore_index=True))
     params = yaml.safe_load(settings.params_file.read_text()) if settings.params_file.exists() else {}
     model = build_model(params).fit(X, y)
-    metrics = evaluate(model, *prepare(read_trips(settings.raw_dir / tlc_filename(test_month))))
+    metrics = evaluate(model, *prepare(test_frame))
 
     settings.model_dir.mkdir(parents=True, exist_ok=True)
     model_path = settings.model_dir / "model.pkl"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from level2.settings import Settings
+from level2.settings import load_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -14,18 +14,20 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pret
 @app.command()
 def stage(name: Annotated[str, typer.Argument(help="ingest, validate, prepare, train, evaluate or register")]) -> None:
     """Run one pipeline stage (dvc.yaml calls these; run `dvc repro` rather than calling them by hand)."""
-    from level2.stages import STAGES
+    import importlib
 
-    if name not in STAGES:
-        raise typer.BadParameter(f"must be one of {', '.join(STAGES)}", param_hint="NAME")
-    STAGES[name](Settings())
+    from level2.stages import NAMES
+
+    if name not in NAMES:
+        raise typer.BadParameter(f"must be one of {', '.join(NAMES)}", param_hint="NAME")
+    importlib.import_module(f"level2.stages.{name}").run(load_settings())
 
 
 def _client():
     import mlflow
     from mlflow import MlflowClient
 
-    settings = Settings()
+    settings = load_settings()
     mlflow.set_tracking_uri(settings.tracking_uri)
     return settings, MlflowClient()
 
@@ -101,7 +103,7 @@ def serve(
     from taxi.serving import run_service
     from taxi.tracking import RegistryError
 
-    raise typer.Exit(run_service(lambda: create_app(Settings()), host, port, (RegistryError,)))
+    raise typer.Exit(run_service(lambda: create_app(load_settings()), host, port, (RegistryError,)))
 
 
 @app.command()
@@ -117,7 +119,7 @@ def schedule() -> None:
     """Serve the training flow as a Prefect deployment on the configured cron schedule (Ctrl-C stops)."""
     from level2.flows import training_pipeline
 
-    settings = Settings()
+    settings = load_settings()
     typer.echo(f"serving deployment 'scheduled-training/nightly' (cron '{settings.schedule_cron}'); Ctrl-C to stop")
     training_pipeline.serve(name="nightly", cron=settings.schedule_cron, parameters={"project_dir": "."})
 

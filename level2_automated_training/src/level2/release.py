@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from taxi.tracking import RegistryError, alias_version, get_version
 
@@ -36,7 +37,11 @@ class Release:
 
 
 def _history(client: MlflowClient, name: str) -> list[str]:
-    return json.loads(client.get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        raise RegistryError(f"no registered model '{name}' yet: run the pipeline first (`make repro`)") from None
+    return json.loads(model.tags.get(HISTORY_TAG, "[]"))
 
 
 def _now() -> str:
@@ -62,6 +67,11 @@ def rollback(client: MlflowClient, name: str, alias: str = "production") -> Rele
     current = alias_version(client, name, alias)
     if current is None or len(history) < 2:
         raise RegistryError(f"nothing to roll back to: {name}@{alias} has no earlier release (history: {history})")
+    if history[-1] != str(current.version):
+        raise RegistryError(
+            f"{name}@{alias} is version {current.version} but the last release recorded here is {history[-1]} "
+            "(the alias was moved outside `make release`): release the version you want explicitly"
+        )
     client.set_model_version_tag(name, current.version, "rolled_back_at", _now())
     history.pop()
     previous = get_version(client, name, history[-1])

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+import taxi.settings
 from taxi.serving import DEFAULT_MAX_BATCH
 
 
@@ -24,3 +25,8 @@ class Settings(BaseSettings):
     params_file: Path = Path("params.yaml")
     max_batch: int = Field(DEFAULT_MAX_BATCH, ge=1)
     schedule_cron: str = Field("0 3 * * *", description="when the scheduled training runs (cron, UTC)")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment / .env; a wrong value is one clear line, not a traceback."""
+    return taxi.settings.load_settings(Settings)

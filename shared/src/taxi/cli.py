@@ -27,11 +27,11 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _check_month(month: str) -> None:
+def _check_month(month: str, option: str = "--month") -> None:
     try:
         parse_month(month)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--month") from None
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 @app.command()
@@ -48,6 +48,7 @@ def generate(
 ) -> None:
     """Write synthetic green-taxi months in the TLC schema."""
     _check_month(month)
+    _check_month(change_month, "--change-month")
     if scenario not in generator.SCENARIOS:
         raise typer.BadParameter(f"must be one of {', '.join(generator.SCENARIOS)}", param_hint="--scenario")
     wanted = month_range(month, months)
@@ -87,6 +88,8 @@ def validate(
     month: Annotated[str | None, typer.Option(help="expected month, to count pickups outside it")] = None,
 ) -> None:
     """Check trip files: structural problems fail (exit 1); dirty rows are counted, never fatal."""
+    if month is not None:
+        _check_month(month)
     failed = False
     for path in paths:
         try:
@@ -110,8 +113,8 @@ def baseline(
     rows: Annotated[int, typer.Option(min=100, help="rows per month")] = generator.DEFAULT_ROWS,
 ) -> None:
     """Train the shared model on synthetic months and print RMSE/MAE per borough (no files written)."""
-    for m in (train_month, test_month):
-        _check_month(m)
+    _check_month(train_month, "--train-month")
+    _check_month(test_month, "--test-month")
     train = pd.concat(
         [loader.load_month(m, scenario=scenario, rows=rows) for m in month_range(train_month, train_months)],
         ignore_index=True,

@@ -168,8 +168,11 @@ def create_app(
         request_id = request.state.request_id
         try:
             payload = json.loads(await request.body())  # NaN/Infinity parse, then fail validation
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _problem(422, [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}], request_id)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            return _problem(
+                422, [{"loc": ["body"], "msg": f"invalid JSON: {reason}", "type": "json_invalid"}], request_id
+            )
         trips, status, errors = parse_trips(payload, request.app.state.max_batch)
         if trips is None:
             return _problem(status, errors, request_id)

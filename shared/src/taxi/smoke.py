@@ -4,11 +4,16 @@ Standard library only, so it runs anywhere the service does."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import socket
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 SAMPLE_TRIP = {
@@ -34,10 +39,13 @@ def call_json(url: str, body: Any | None = None, timeout: float = 5.0) -> tuple[
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def wait_until_healthy(base_url: str, timeout: float = 60.0) -> dict:
+def wait_until_healthy(base_url: str, timeout: float = 60.0, alive: Callable[[], bool] = lambda: True) -> dict:
+    """Poll /health until it answers 200; ``alive`` says whether the server process is still running."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
+        if not alive():
+            raise SmokeTestFailed("the service exited before answering /health")
         try:
             status, body = call_json(f"{base_url}/health", timeout=2)
             if status == 200:
@@ -48,9 +56,9 @@ def wait_until_healthy(base_url: str, timeout: float = 60.0) -> dict:
     raise SmokeTestFailed(f"{base_url}/health did not answer 200 within {timeout:.0f} s ({last_error})")
 
 
-def smoke_test(base_url: str, echo=print) -> float:
+def smoke_test(base_url: str, echo=print, alive: Callable[[], bool] = lambda: True) -> float:
     """Returns the sample prediction; raises SmokeTestFailed with the reason."""
-    health = wait_until_healthy(base_url)
+    health = wait_until_healthy(base_url, alive=alive)
     echo(f"  GET  /health  -> ok, model version {health['model_version']}")
     status, body = call_json(f"{base_url}/predict", SAMPLE_TRIP)
     if status != 200:
@@ -67,6 +75,54 @@ def smoke_test(base_url: str, echo=print) -> float:
     return minutes
 
 
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def describe_model(base_url: str) -> str:
+    """One line from /model: version, and the run and lineage where the level records them."""
+    _, model = call_json(f"{base_url}/model")
+    tags = model.get("tags") or {}
+    parts = [f"version {model.get('version')}"]
+    parts += [f"run {model['run_id'][:8]}"] if model.get("run_id") else []
+    parts += [f"data md5 {tags['data_md5'][:8]}"] if tags.get("data_md5") else []
+    parts += [f"git {tags['git_commit'][:8]}"] if tags.get("git_commit") else []
+    parts += [f"sha256 {model['sha256'][:12]}"] if model.get("sha256") else []
+    return ", ".join(parts)
+
+
+def serve_and_smoke(command: list[str], port: int, log_path: Path, echo=print) -> int:
+    """Start ``command`` (a service on 127.0.0.1:``port``), smoke-test it, stop it. 0 passed, 1 failed.
+
+    Refuses a port that is already taken (a smoke test must not pass against some other server); the
+    service's output goes to ``log_path`` and its tail is shown when something fails.
+    """
+    if port_in_use(port):
+        echo(f"port {port} is already in use: stop what runs there, or choose another (PORT=...)")
+        return 1
+    base_url = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        smoke_test(base_url, echo=echo, alive=lambda: process.poll() is None)
+        echo(f"  GET  /model   -> {describe_model(base_url)}")
+        echo("smoke test passed")
+        return 0
+    except (SmokeTestFailed, OSError) as exc:
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+        echo(f"smoke test FAILED: {exc}\n--- last lines of {log_path} ---\n{tail}")
+        return 1
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        echo(f"stopped the service (pid {process.pid}; its log: {log_path})")
+
+
 def main(base_url: str) -> int:
     """Run the smoke test and say how it went: 0 passed, 1 failed (for the levels' `smoke` commands)."""
     try:
@@ -76,3 +132,13 @@ def main(base_url: str) -> int:
         return 1
     print("smoke test passed")
     return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="start a service, smoke-test it, stop it")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", type=Path, required=True, help="where the service's output goes")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the command that serves on --port (after --)")
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    sys.exit(serve_and_smoke(command, args.port, args.log))

@@ -14,6 +14,7 @@ from taxi.zones import N_ZONES
 
 MAX_TRIP_MILES = 200.0
 NEW_YORK = ZoneInfo("America/New_York")
+EARLIEST, LATEST = datetime(2000, 1, 1), datetime(2100, 1, 1)  # plausible pickups, well inside pandas' range
 
 
 class Trip(BaseModel):
@@ -38,14 +39,23 @@ class Trip(BaseModel):
     trip_distance: float = Field(
         ge=0, le=MAX_TRIP_MILES, allow_inf_nan=False, description="trip distance in miles (0..200)"
     )
-    lpep_pickup_datetime: datetime = Field(description="pickup time, ISO 8601 (local New York time)")
+    lpep_pickup_datetime: datetime = Field(
+        description="pickup time, ISO 8601 (local New York time), between 2000-01-01 and 2100-01-01"
+    )
     passenger_count: int | None = Field(default=None, ge=0, le=9, description="passengers (optional)")
 
     @field_validator("lpep_pickup_datetime")
     @classmethod
     def _new_york_local(cls, value: datetime) -> datetime:
         """TLC times are naive New York local times; an aware time is converted to that."""
-        return value.astimezone(NEW_YORK).replace(tzinfo=None) if value.tzinfo else value
+        if value.tzinfo:
+            try:
+                value = value.astimezone(NEW_YORK).replace(tzinfo=None)
+            except (OverflowError, ValueError):
+                raise ValueError("cannot be converted to New York time") from None
+        if not EARLIEST <= value < LATEST:
+            raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+        return value
 
 
 def trips_to_frame(trips: Sequence[Trip]) -> pd.DataFrame:

@@ -1,0 +1,19 @@
+"""Loading a level's pydantic-settings class so that a wrong value is one clear line, not a traceback."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def load_settings(cls: type[T]) -> T:
+    """``cls()`` read from the environment / .env; SystemExit naming each bad variable and its rule."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = "; ".join(f"{prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"invalid setting: {problems}") from None
