@@ -10,9 +10,11 @@ PYTEST_ARGS ?=
 
 help: ## list the targets
 	@echo "MLOps maturity levels 0-4 -- targets:"
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_ -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{n = $$1; if (n ~ / /) n = "level0..4"; printf "  make %-14s %s\n", n, $$2}'
 	@echo "levels present: $(if $(LEVEL_DIRS),$(LEVEL_DIRS),none yet)"
 
+# --compile-bytecode: this kind of machine sets PYTHONDONTWRITEBYTECODE, and without .pyc files every dvc or
+# mlflow command would spend a second compiling its imports
 setup: ## install uv if missing, then every workspace package from uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --all-packages --locked --compile-bytecode -q
@@ -36,7 +38,7 @@ demo: setup ## the main job: the shared model's baseline, then every level that 
 	$(UV) run taxi-data baseline
 	@for dir in $(LEVEL_DIRS); do echo; echo "== $$dir =="; $(MAKE) --no-print-directory -C $$dir run || exit 1; done
 
-level0 level1 level2 level3 level4: setup ## level0..level4: run one level end to end
+level0 level1 level2 level3 level4: setup ## run one level end to end (make level0 ... make level4)
 	@dir="$(firstword $(wildcard $@_*))"; \
 	if [ -z "$$dir" ]; then echo "$@ does not exist yet: see the open issues"; exit 1; fi; \
 	$(MAKE) --no-print-directory -C $$dir run
