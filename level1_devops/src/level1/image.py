@@ -1,4 +1,4 @@
-"""Stage a minimal Docker build context and build/run the service image.
+"""Stage a minimal Docker build context for the service image (`make image` builds it there).
 
 The same staging works in the workspace (shared/ beside this level) and in a level exported on its own
 (shared/ inside it): the shared package is found from its installed location, the requirements are
@@ -17,7 +17,6 @@ import taxi
 
 LEVEL_DIR = Path(level1.__file__).resolve().parents[2]
 SHARED_DIR = Path(taxi.__file__).resolve().parents[2]
-IMAGE = "level1-devops:latest"
 
 
 def _uv() -> str:
@@ -60,6 +59,3 @@ def docker_available() -> tuple[bool, str]:
         return False, f"no Docker daemon reachable ({last_line})"
     return True, ""
 
-
-def build(context: Path, tag: str = IMAGE) -> None:
-    subprocess.run(["docker", "build", "-t", tag, str(context)], check=True)
