@@ -58,4 +58,3 @@ def docker_available() -> tuple[bool, str]:
         last_line = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "docker info failed"
         return False, f"no Docker daemon reachable ({last_line})"
     return True, ""
-
