@@ -1,30 +1,36 @@
 # MLOps maturity levels 0-4: one model, five ways to ship it.  `make` lists the targets.
+# Each recipe line is one plain command: what a target does is readable here, the logic lives in the CLIs.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 # uv from PATH, or the copy `make setup` installs with pip
+HAVE_UV := $(shell command -v uv 2>/dev/null || python3 -m uv --version 2>/dev/null)
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LEVEL_DIRS := $(sort $(wildcard level[0-4]_*))
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint format data demo clean export-level level0 level1 level2 level3 level4 bench
+.PHONY: help setup test lint format data baseline demo clean export-level level0 level1 level2 level3 level4
 
 help: ## list the targets
 	@echo "MLOps maturity levels 0-4 -- targets:"
 	@grep -hE '^[a-zA-Z0-9_ -]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{n = $$1; if (n ~ / /) n = "level0..4"; printf "  make %-14s %s\n", n, $$2}'
-	@echo "levels present: $(if $(LEVEL_DIRS),$(LEVEL_DIRS),none yet)"
+	@echo "levels present: $(LEVEL_DIRS)"
 
 # --compile-bytecode: this kind of machine sets PYTHONDONTWRITEBYTECODE, and without .pyc files every dvc or
 # mlflow command would spend a second compiling its imports
 setup: ## install uv if missing, then every workspace package from uv.lock
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(if $(HAVE_UV),,python3 -m pip install --quiet uv)
 	$(UV) sync --all-packages --locked --compile-bytecode -q
 
 test: setup ## run all tests: shared package, every level, cross-level
 	$(UV) run pytest $(PYTEST_ARGS)
 
-lint: setup ## ruff lint + format check
+lint: setup $(addprefix lint-,$(LEVEL_DIRS)) ## ruff lint + format check, declared = imported dependencies (deptry) everywhere
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run deptry shared --config shared/pyproject.toml
+
+lint-%: # one level's own lint (ruff, deptry, its own linters)
+	$(MAKE) --no-print-directory -C $* lint
 
 format: setup ## ruff fix + format
 	$(UV) run ruff check --fix .
@@ -33,20 +39,26 @@ format: setup ## ruff fix + format
 data: setup ## write a year of synthetic months (drift scenario) into data/
 	$(UV) run taxi-data generate --month 2024-01 --months 12 --scenario drift --out data
 
-demo: setup ## the main job: the shared model's baseline, then every level that exists, in order
+baseline: setup ## the shared model trained on 2024-01, evaluated on 2024-02, beside the course baseline
 	@echo "== the shared model: trained on 2024-01, evaluated on 2024-02 (synthetic data) =="
 	$(UV) run taxi-data baseline
-	@for dir in $(LEVEL_DIRS); do echo; echo "== $$dir =="; $(MAKE) --no-print-directory -C $$dir run || exit 1; done
+
+demo: baseline $(addprefix run-,$(LEVEL_DIRS)) ## the main job: the shared model's baseline, then every level, in order
+
+run-%: # one level end to end, with a heading
+	@printf '\n== %s ==\n' "$*"
+	$(MAKE) --no-print-directory -C $* run
 
 level0 level1 level2 level3 level4: setup ## run one level end to end (make level0 ... make level4)
-	@dir="$(firstword $(wildcard $@_*))"; \
-	if [ -z "$$dir" ]; then echo "$@ does not exist yet: see the open issues"; exit 1; fi; \
-	$(MAKE) --no-print-directory -C $$dir run
+	$(if $(wildcard $@_*),,$(error $@ does not exist yet: see the open issues))
+	$(MAKE) --no-print-directory -C $(firstword $(wildcard $@_*)) run
 
 export-level: setup ## copy a level out as a standalone project: make export-level LEVEL=1 DEST=../my-project
-	@test -n "$(LEVEL)" -a -n "$(DEST)" || { echo "usage: make export-level LEVEL=N DEST=dir"; exit 2; }
+	$(if $(and $(LEVEL),$(DEST)),,$(error usage: make export-level LEVEL=N DEST=dir))
 	$(UV) run python scripts/export_level.py $(LEVEL) $(DEST)
 
-clean: ## remove runtime state of every level (data, models, runs); keeps .venv
-	@for dir in $(LEVEL_DIRS); do $(MAKE) --no-print-directory -C $$dir clean; done
+clean: $(addprefix clean-,$(LEVEL_DIRS)) ## remove runtime state of every level (data, models, runs); keeps .venv
 	rm -rf data .pytest_cache .ruff_cache
+
+clean-%: # one level's runtime state
+	$(MAKE) --no-print-directory -C $* clean

@@ -28,6 +28,10 @@ RUNTIME_STATE = re.compile(
 )
 
 
+class ExportError(RuntimeError):
+    """The level cannot be exported as asked: the message says why."""
+
+
 def ruff_config() -> str:
     """The workspace's [tool.ruff...] tables, so `make lint` judges the copy by the same rules."""
     tables = re.split(r"(?m)^(?=\[)", (ROOT / "pyproject.toml").read_text())
@@ -38,7 +42,7 @@ def level_dir(level: str) -> Path:
     matches = sorted(ROOT.glob(f"level{level}_*"))
     if not matches:
         existing = ", ".join(p.name for p in sorted(ROOT.glob("level[0-9]_*"))) or "none"
-        raise SystemExit(f"no level {level!r} here (levels present: {existing})")
+        raise ExportError(f"no level {level!r} here (levels present: {existing})")
     return matches[0]
 
 
@@ -64,7 +68,7 @@ def copy_tree(src: Path, dest: Path) -> int:
 def export(level: str, dest: Path) -> Path:
     src = level_dir(level)
     if dest.exists() and any(dest.iterdir()):
-        raise SystemExit(f"{dest} exists and is not empty: choose a new folder")
+        raise ExportError(f"{dest} exists and is not empty: choose a new folder")
     dest.mkdir(parents=True, exist_ok=True)
     n = copy_tree(src, dest) + copy_tree(ROOT / "shared", dest / "shared")
     shutil.copy2(ROOT / ".python-version", dest / ".python-version")
@@ -79,7 +83,7 @@ def export(level: str, dest: Path) -> Path:
     pyproject = dest / "pyproject.toml"
     text, count = WORKSPACE_SOURCE.subn(PATH_SOURCE, pyproject.read_text())
     if count != 1:
-        raise SystemExit(f"{src.name}/pyproject.toml has no `taxi-shared = {{ workspace = true }}` source to rewrite")
+        raise ExportError(f"{src.name}/pyproject.toml has no `taxi-shared = {{ workspace = true }}` source to rewrite")
     pyproject.write_text(text + "\n" + ruff_config())
     for dvc_file in dest.glob("dvc.yaml"):  # code deps on the shared package: ../shared/ -> shared/
         dvc_file.write_text(dvc_file.read_text().replace("../shared/", "shared/"))
@@ -91,12 +95,17 @@ def export(level: str, dest: Path) -> Path:
     return dest
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("level", help="level number, 0-4")
     parser.add_argument("dest", type=Path, help="new folder for the standalone project")
     args = parser.parse_args(argv)
-    export(args.level, args.dest.resolve())
+    try:
+        export(args.level, args.dest.resolve())
+    except ExportError as exc:
+        print(f"export refused: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

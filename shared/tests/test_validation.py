@@ -69,3 +69,30 @@ def test_csv_files_are_read(tmp_path, march):
     frame, report = validate_file(tmp_path / "m.csv")
     assert report.rows == len(march)
     assert str(frame["lpep_pickup_datetime"].dtype) == "datetime64[us]"
+
+
+def test_fractional_zone_id_is_named(march):
+    df = march.astype({"PULocationID": float})
+    df.loc[7, "PULocationID"] = 74.5
+    message = _error(df)
+    assert (
+        "column 'PULocationID': values must be whole numbers" in message and "74.5" in message and "rows 7" in message
+    )
+
+
+def test_every_problem_is_reported_at_once(march):
+    df = march.drop(columns=["DOLocationID"]).astype({"trip_distance": object, "lpep_pickup_datetime": object})
+    df.loc[2, "trip_distance"] = None
+    df.loc[4, "lpep_pickup_datetime"] = "yesterday"
+    message = _error(df)
+    assert "column 'DOLocationID': required column is missing" in message
+    assert "column 'trip_distance': must not be missing; 1 missing value(s) (rows 2)" in message
+    assert "column 'lpep_pickup_datetime': values must be dates and times" in message and "'yesterday'" in message
+
+
+def test_timezone_aware_times_become_new_york_wall_clock_columns(march):
+    df = march.head(50).copy()
+    df["lpep_pickup_datetime"] = df["lpep_pickup_datetime"].dt.strftime("%Y-%m-%dT%H:%M:%S-05:00")
+    frame, _ = validate_frame(df)
+    assert str(frame["lpep_pickup_datetime"].dtype) == "datetime64[us]"
+    assert (frame["lpep_pickup_datetime"] == march.head(50)["lpep_pickup_datetime"]).all()

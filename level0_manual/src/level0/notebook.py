@@ -49,6 +49,11 @@ def main(argv: list[str]) -> None:
     nbformat.write(nb, out / Path(notebook).name)
     html, _ = HTMLExporter().from_notebook_node(nb)
     (out / Path(notebook).with_suffix(".html").name).write_text(html)
+    print(f"executed {notebook} -> {out / Path(notebook).name} (+ .html); its note to the app team says:")
+    note = Path(params.get("OUTPUT_DIR", out)) / "model_note.txt"
+    for line in note.read_text().splitlines() if note.exists() else ["(no model_note.txt written)"]:
+        if line.startswith(("File", "Trained on", "Metric", "Also tried")):
+            print(f"   {line}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 # Column -> pandas dtype of the 2024 official green files. Nullable integer-like columns
 # (RatecodeID, passenger_count, payment_type, trip_type) are float64 there, as here.
 GREEN_SCHEMA: dict[str, str] = {
@@ -29,8 +27,6 @@ GREEN_SCHEMA: dict[str, str] = {
     "congestion_surcharge": "float64",
 }
 
-GREEN_COLUMNS: list[str] = list(GREEN_SCHEMA)
-
 # The columns the model needs; a file without them is structurally broken.
 REQUIRED_COLUMNS: list[str] = [
     "lpep_pickup_datetime",
@@ -42,39 +38,3 @@ REQUIRED_COLUMNS: list[str] = [
 
 PICKUP = "lpep_pickup_datetime"
 DROPOFF = "lpep_dropoff_datetime"
-
-
-def normalise_dtypes(df: pd.DataFrame) -> pd.DataFrame:
-    """Cast a raw frame to the canonical dtypes (files of different years differ: int64 vs
-    int32 ids, ns vs us datetimes). Columns not in the schema are kept as they are.
-
-    Raises ValueError naming the column when a value cannot be converted.
-    """
-    out = df.copy()
-    for column, dtype in GREEN_SCHEMA.items():
-        if column not in out.columns:
-            continue
-        try:
-            out[column] = _cast(out[column], dtype)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"column '{column}': cannot convert to {dtype} ({exc})") from None
-    return out
-
-
-def _cast(series: pd.Series, dtype: str) -> pd.Series:
-    if dtype.startswith("datetime64"):
-        if not pd.api.types.is_datetime64_any_dtype(series):
-            series = pd.to_datetime(series, errors="raise")
-        if getattr(series.dt, "tz", None) is not None:
-            series = series.dt.tz_localize(None)
-        return series.astype(dtype)
-    if dtype == "object":
-        return series.astype("object").where(series.notna(), None)
-    if dtype.startswith("int"):
-        if series.isna().any():
-            raise ValueError("contains missing values")
-        numeric = pd.to_numeric(series, errors="raise")
-        if not (numeric == numeric.round()).all():
-            raise ValueError("contains non-integer values")
-        return numeric.astype(dtype)
-    return pd.to_numeric(series, errors="raise").astype(dtype)

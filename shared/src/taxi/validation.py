@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.parquet as pq
-from pandera.errors import SchemaError, SchemaErrors
 
 from taxi.model import clean_trips
 from taxi.months import parse_month
-from taxi.schema import DROPOFF, GREEN_SCHEMA, PICKUP, REQUIRED_COLUMNS, normalise_dtypes
+from taxi.schema import DROPOFF, GREEN_SCHEMA, PICKUP, REQUIRED_COLUMNS
 from taxi.zones import N_ZONES
 
 MAX_ERRORS_SHOWN = 10
@@ -53,69 +51,76 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _pandera_type(dtype: str) -> str:
-    if dtype.startswith("datetime64"):
-        return "datetime64[ns]"
-    if dtype.startswith("int"):
-        return "int64"
-    return "str" if dtype == "object" else dtype
-
-
-_STRUCTURE = pa.DataFrameSchema(
-    {
-        column: pa.Column(
-            _pandera_type(dtype),
-            nullable=column not in REQUIRED_COLUMNS and not dtype.startswith("int"),
-            coerce=True,
-            required=column in REQUIRED_COLUMNS,
-        )
-        for column, dtype in GREEN_SCHEMA.items()
-    },
-    strict=False,
-)
-
-
 def check_structure(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
-    """Raise DataValidationError for structural problems; return the frame in canonical dtypes."""
+    """Raise DataValidationError for structural problems; return the frame in the canonical dtypes.
+
+    One pass over ``GREEN_SCHEMA`` (the one table of dtypes): each column present is cast once, and
+    every value that cannot be cast is reported with its column, the rule and a few examples. Files of
+    different years differ (int64 vs int32 ids, ns vs us datetimes): that is normalised, not an error.
+    Columns not in the schema are kept as they are.
+    """
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise DataValidationError(["the file has no rows" if df.shape[1] else "the file has no columns"], source)
-    try:
-        _STRUCTURE.validate(df, lazy=True)
-    except SchemaErrors as exc:
-        raise DataValidationError(_describe(exc.failure_cases), source) from None
-    except SchemaError as exc:  # pragma: no cover - lazy validation collects into SchemaErrors
-        raise DataValidationError([str(exc)], source) from None
-    try:
-        return normalise_dtypes(df)
-    except ValueError as exc:
-        raise DataValidationError([str(exc)], source) from None
-
-
-def _describe(cases: pd.DataFrame) -> list[str]:
-    """pandera failure cases -> one readable line per (column, rule)."""
-    problems: list[str] = []
-    reported: set[str] = set()
-    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
-        if check == "column_in_dataframe":
-            problems += [f"column '{name}': required column is missing" for name in group["failure_case"]]
+    problems = [f"column '{c}': required column is missing" for c in REQUIRED_COLUMNS if c not in df.columns]
+    out = df.copy()
+    for column, dtype in GREEN_SCHEMA.items():
+        if column not in out.columns:
             continue
-        if str(check).startswith("dtype") and column in reported:
-            continue  # already explained by the failed conversion
-        examples = ", ".join(repr(v) for v in group["failure_case"].head(3))
-        where = group["index"].dropna().head(3).astype(int).tolist()
-        rows = f" (rows {', '.join(map(str, where))})" if where else ""
-        if str(check).startswith("coerce_dtype"):
-            wanted = str(check).split("'")[1] if "'" in str(check) else str(check)
-            rule = f"values must be of type {wanted}; found {examples}{rows}"
-        elif check == "not_nullable":
-            rule = f"must not be missing; {len(group)} missing value(s){rows}"
-        elif str(check).startswith("dtype"):
-            rule = f"wrong type: {examples}"
-        else:
-            rule = f"failed {check}: {examples}{rows}"
-        reported.add(column)
-        problems.append(f"column '{column}': {rule}")
-    return problems
+        cast, column_problems = _cast(out[column], dtype, required=column in REQUIRED_COLUMNS)
+        problems += [f"column '{column}': {rule}" for rule in column_problems]
+        if not column_problems:
+            out[column] = cast
+    if problems:
+        raise DataValidationError(problems, source)
+    return out
+
+
+def _where(series: pd.Series, bad: pd.Series) -> str:
+    rows = ", ".join(str(i) for i in series.index[bad.to_numpy()][:3])
+    return f" (rows {rows})" if rows else ""
+
+
+def _examples(series: pd.Series, bad: pd.Series) -> str:
+    return ", ".join(repr(v) for v in series[bad.to_numpy()].head(3))
+
+
+def _cast(series: pd.Series, dtype: str, required: bool) -> tuple[pd.Series, list[str]]:
+    """(the series in ``dtype``, the rules it breaks): values that cannot be cast, missing required values."""
+    if dtype == "object":
+        return series.astype("object").where(series.notna(), None), []
+    problems = []
+    missing = series.isna()
+    if missing.any() and (required or dtype.startswith("int")):
+        problems.append(f"must not be missing; {int(missing.sum())} missing value(s){_where(series, missing)}")
+    if dtype.startswith("datetime64"):
+        cast = _to_datetime(series)
+        kind = "dates and times"
+    else:
+        cast = pd.to_numeric(series, errors="coerce")
+        kind = "whole numbers" if dtype.startswith("int") else "numbers"
+    unreadable = cast.isna() & ~missing
+    if unreadable.any():
+        found = f"{_examples(series, unreadable)}{_where(series, unreadable)}"
+        problems.append(f"values must be {kind} ({dtype}); found {found}")
+    if problems:
+        return series, problems
+    if dtype.startswith("int"):
+        fractional = cast != cast.round()
+        if fractional.any():
+            return series, [f"values must be {kind}; found {_examples(series, fractional)}{_where(series, fractional)}"]
+    return cast.astype(dtype), []
+
+
+def _to_datetime(series: pd.Series) -> pd.Series:
+    """Datetimes without a timezone (TLC files hold New York wall-clock times); unreadable values -> NaT."""
+    if not pd.api.types.is_datetime64_any_dtype(series):
+        try:
+            series = pd.to_datetime(series, errors="coerce", format="mixed")
+        except (ValueError, TypeError):  # mixed time zones: read as UTC, then drop it like the others
+            series = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
+    if getattr(series.dt, "tz", None) is not None:
+        series = series.dt.tz_localize(None)
+    return series
 
 
 def dirty_rows(df: pd.DataFrame, month: str | None = None) -> dict[str, int]:
