@@ -1,4 +1,4 @@
-"""Repository hygiene: runtime state is never committed (DESIGN §6), whatever .gitignore allows.
+"""Repository hygiene: runtime state (data, models, runs, DVC cache) is never committed, whatever .gitignore allows.
 
 Level 2's dvc.lock and reports/ must stay visible to git (DVC experiments refuse an ignored dvc.lock and
 cannot read ignored metrics), so only this test stops them from being committed by accident."""

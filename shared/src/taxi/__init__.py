@@ -1,4 +1,9 @@
-"""Shared NYC green-taxi trip-duration code: data (generator, loader, validation) and the model.
+"""Shared NYC green-taxi trip-duration code that every level builds on.
 
-Pure functions, no MLOps tool imported here; every level builds on this package.
+Data and model (no MLOps tool imported): ``zones``, ``generator``, ``loader``, ``validation``, ``schema``,
+``months``, ``model``, ``trip`` (the pydantic request model of every API), ``smoke``, ``settings``.
+
+Tool glue that several levels share, each behind an extra so a level installs only what it uses:
+``serving`` (FastAPI core; extra ``taxi-shared[serving]``) and ``tracking`` (MLflow glue; extra
+``taxi-shared[tracking]``). Nothing here does work at import time.
 """
