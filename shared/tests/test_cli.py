@@ -1,6 +1,9 @@
+import pytest
 from typer.testing import CliRunner
 
 from taxi.cli import app
+from taxi.generator import generate_month
+from taxi.loader import tlc_filename, write_parquet
 
 runner = CliRunner()
 
@@ -57,3 +60,37 @@ def test_fetch_reports_failure(tmp_path):
     )
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+def test_baseline_on_a_folder_of_tlc_files(tmp_path):
+    for month in ("2021-01", "2021-02", "2021-03"):
+        write_parquet(generate_month(month, rows=1500, seed=3), tmp_path / tlc_filename(month))
+    args = ["baseline", "--source", "tlc", "--base-url", str(tmp_path), "--train-month", "2021-01"]
+    result = runner.invoke(app, [*args, "--train-months", "2", "--test-month", "2021-03"])
+    assert result.exit_code == 0, result.output
+    assert "2021-01, 2021-02; tlc" in result.output and "evaluated on 2021-03" in result.output
+    assert "course baseline" in result.output and "RMSE" in result.output
+    assert "all served trips" in result.output and "East Harlem North" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tlc_filename(m) for m in ("2021-01", "2021-02", "2021-03")]
+
+
+def test_baseline_on_synthetic_months_is_the_default():
+    result = runner.invoke(app, ["baseline", "--rows", "1500"])
+    assert result.exit_code == 0, result.output
+    assert "synthetic: stationary, 1500 rows a month" in result.output and "evaluated on 2024-02" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "s3"], "--source must be one of: synthetic, tlc"),
+        (["--source", "tlc", "--base-url", "{missing}"], "does not exist"),
+        (["--scenario", "chaos"], "--scenario must be one of"),
+    ],
+)
+def test_baseline_refuses_bad_sources_in_one_line(tmp_path, args, message):
+    args = [a.format(missing=tmp_path / "nowhere") for a in args]
+    result = runner.invoke(app, ["baseline", "--rows", "200", *args])
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    assert "Traceback" not in result.output

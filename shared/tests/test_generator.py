@@ -5,7 +5,7 @@ import pytest
 from taxi.generator import SCENARIOS, generate_month, world_for
 from taxi.model import duration_minutes
 from taxi.schema import GREEN_SCHEMA
-from taxi.zones import AIRPORTS, N_ZONES, zone_table
+from taxi.zones import AIRPORTS, EWR, JFK, LGA, N_ZONES, zone_table
 
 
 def test_same_seed_gives_identical_frame():
@@ -32,17 +32,52 @@ def test_looks_like_a_real_month(march):
     assert march["trip_distance"].max() > 1000  # absurd odometer rows exist
     assert march["ehail_fee"].isna().all()
     assert 0.05 <= march["passenger_count"].isna().mean() <= 0.47
-    assert (minutes < 0).any() and (march["trip_distance"] == 0).any()
+    assert (minutes < 0).any()
+    assert 0.01 <= (march["trip_distance"] == 0).mean() <= 0.05  # real files: a few percent
+    assert 15 <= march["trip_distance"].quantile(0.99) <= 24  # real: p99 15-24 mi
     assert (march["lpep_pickup_datetime"].dt.year == 2009).any()  # stray timestamps, as in real files
     assert march["PULocationID"].between(1, N_ZONES).all()
     assert march["DOLocationID"].isin(AIRPORTS).mean() > 0.02
 
 
-def test_zone_table_has_265_zones_in_boroughs():
+def test_zone_table_has_265_zones_in_their_official_boroughs():
     zones = zone_table()
     assert list(zones.index) == list(range(1, 266))
-    assert zones.loc[1, "borough"] == "EWR" and zones.loc[132, "borough"] == "Queens"
+    assert zones.loc[EWR, "borough"] == "EWR" and zones.loc[JFK, "borough"] == zones.loc[LGA, "borough"] == "Queens"
     assert (zones["borough"] == "Manhattan").sum() == 69
+    assert zones["popularity"].sum() == pytest.approx(1.0)
+
+
+def test_positions_follow_the_real_geography():
+    zones = zone_table()
+    mean = zones.groupby("borough")[["x", "y"]].mean()
+    assert (
+        mean.loc["Bronx", "y"] > mean.loc["Manhattan", "y"] > mean.loc["Brooklyn", "y"] > mean.loc["Staten Island", "y"]
+    )
+    assert mean.loc["Queens", "x"] > mean.loc["Manhattan", "x"] > mean.loc["Staten Island", "x"]
+    upper = zones["zone"].isin(["East Harlem North", "Central Harlem", "Washington Heights South", "Inwood"])
+    downtown = zones["zone"].isin(["Midtown Center", "Union Sq", "Financial District South"])
+    assert zones.loc[upper, "y"].min() > zones.loc[downtown, "y"].max()
+    manhattan = zones[zones["borough"] == "Manhattan"]
+    assert manhattan["x"].between(-1, 1.1).all()  # a long, narrow island
+
+
+def test_green_pickups_are_where_green_cabs_work(march):
+    zones = zone_table()
+    pickups = march["PULocationID"]
+    service = zones["service_zone"].reindex(pickups).to_numpy()
+    assert (service == "Boro Zone").mean() > 0.95  # street hails: not in Manhattan below 96th St, not at airports
+    busiest = set(pickups.value_counts().index[:5])
+    assert {74, 75} <= busiest  # East Harlem North and South, as in the real files
+    boroughs = pd.Series(zones["borough"].reindex(pickups).to_numpy()).value_counts(normalize=True)
+    assert boroughs["Staten Island"] < 0.01
+    assert min(boroughs["Manhattan"], boroughs["Queens"], boroughs["Brooklyn"]) > 0.15 and boroughs["Bronx"] > 0.05
+
+
+def test_airport_runs_go_to_the_real_airport_ids(march):
+    airport = march.loc[march["DOLocationID"].isin(AIRPORTS), "DOLocationID"]
+    assert set(airport) == {EWR, JFK, LGA}
+    assert (march.loc[march["DOLocationID"] == JFK, "RatecodeID"].dropna() == 2).all()  # the JFK flat fare
 
 
 def test_scenarios_change_only_from_the_change_month():

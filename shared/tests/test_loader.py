@@ -1,6 +1,8 @@
 """The tlc source against a loopback HTTP server serving generated files."""
 
 import http.server
+import os
+import stat
 import threading
 from pathlib import Path
 from typing import ClassVar
@@ -96,3 +98,26 @@ def test_local_folder_source(tmp_path):
 def test_unknown_source():
     with pytest.raises(ValueError, match="source must be one of"):
         load_month("2024-02", source="s3")
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, and restore it."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield os.umask
+    os.umask(saved)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mask, mode):
+    umask(mask)
+    source = write_parquet(generate_month("2024-02", rows=200), tmp_path / "src" / "green_tripdata_2024-02.parquet")
+    fetched = fetch_month("2024-02", tmp_path / "raw", base_url=str(tmp_path / "src"))
+    assert stat.S_IMODE(source.stat().st_mode) == mode
+    assert stat.S_IMODE(fetched.stat().st_mode) == mode
+
+
+def test_downloads_follow_the_umask(server, tmp_path, umask):
+    umask(0o022)
+    assert stat.S_IMODE(fetch_month("2024-02", tmp_path, base_url=server).stat().st_mode) == 0o644

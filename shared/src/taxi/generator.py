@@ -1,17 +1,27 @@
 """Synthetic green-taxi months in the official TLC schema, with scenarios.
 
 A month is a pure function of (month, rows, seed, scenario, change month): same arguments, same frame.
-The world: zones grouped into boroughs with positions, trips that mostly stay near their pickup,
-airport runs, street speeds that depend on borough, zone congestion, hour and weekday, noisy
-durations, and the dirty rows real files have (zero distances, negative or day-long durations,
-blocks of missing fields, pickups in other years, absurd odometer values).
+The world: the 265 official TLC zones (``taxi.zones``: real boroughs and names, synthetic positions),
+green pickups where green cabs really work (upper Manhattan and the outer boroughs), dropoffs mostly
+near the pickup (a gravity model) or in Manhattan, airport runs to the real airport ids, street speeds
+that depend on borough, zone congestion, hour and weekday, and the dirty rows real files have (zero
+distances, negative or day-long durations, blocks of missing fields, pickups in other years, absurd
+odometer values).
+
+Noise, calibrated so that the course baseline (linear regression on PU_DO + distance) scores RMSE 7-8 min
+and the shared model 5-6 min, as on real green months:
+
+- each trip drives at its own speed (log-normal around the street speed: driver, lights, weather);
+- a heavy right tail: some trips lose extra minutes (a jam, a detour, waiting for the rider);
+- ``trip_distance`` is what the meter reports: odometer/GPS noise around the driven distance, and GPS
+  gaps that under-report it; a few percent of trips report 0.
 
 Scenarios (the change starts at ``change_month``, default 2024-07; earlier months are identical to
 ``stationary``):
 
 - ``stationary``: nothing changes.
 - ``drift``: the world changes. Trips touching Manhattan get much faster (congestion pricing clears
-  the streets: a concept shift) and airport runs triple (a covariate shift).
+  the streets: a concept shift) and airport runs become far more common (a covariate shift).
 - ``data_quality``: the world is unchanged but vendor 2's feed reports trip_distance in kilometres.
 """
 
@@ -46,12 +56,30 @@ _WEEKEND_SPEED = 1.12
 
 
 @dataclass(frozen=True)
+class Noise:
+    """How far a trip strays from the street-speed model (see module doc); the defaults are calibrated."""
+
+    speed_sigma: float = 0.25  # log-normal sigma of a trip's own speed factor
+    tail_share: float = 0.06  # share of trips that lose extra minutes
+    tail_minutes: float = 9.0  # mean of those extra minutes (exponential)
+    odometer_sigma: float = 0.12  # log-normal sigma of the reported vs the driven distance
+    gps_gap_share: float = 0.03  # share of trips whose reported distance misses a part of the route
+    zero_distance_share: float = 0.025  # share of trips reporting trip_distance = 0
+
+
+NOISE = Noise()
+
+
+@dataclass(frozen=True)
 class World:
     """What the scenario changes in a given month."""
 
     manhattan_speedup: float = 1.0  # concept: speed multiplier for trips touching Manhattan
     airport_share: float = 0.04  # covariate: share of trips that are airport runs
     km_vendor: int | None = None  # data quality: this vendor reports kilometres
+
+
+DRIFTED = World(manhattan_speedup=1.5, airport_share=0.12)  # the world after the change, scenario drift
 
 
 def world_for(month: str, scenario: str = "stationary", change_month: str = DEFAULT_CHANGE_MONTH) -> World:
@@ -61,7 +89,7 @@ def world_for(month: str, scenario: str = "stationary", change_month: str = DEFA
     if scenario == "stationary" or parse_month(month) < parse_month(change_month):
         return World()
     if scenario == "drift":
-        return World(manhattan_speedup=1.4, airport_share=0.12)
+        return DRIFTED
     return World(km_vendor=2)
 
 
@@ -87,9 +115,9 @@ def generate_month(
     airport = rng.random(rows) < world.airport_share
     do = np.where(airport, rng.choice(AIRPORTS, size=rows, p=[0.15, 0.5, 0.35]), do)
 
-    distance = _distances(rng, pu, do)
-    minutes = _durations(rng, pu, do, distance, pickup, world)
-    frame = _records(rng, pu, do, distance, pickup, minutes)
+    driven = _driven_distances(rng, pu, do)
+    minutes = _durations(rng, pu, do, driven, pickup, world)
+    frame = _records(rng, pu, do, _reported_distances(rng, driven), pickup, minutes)
     _make_dirty(rng, frame, period)
     if world.km_vendor is not None:
         km = frame["VendorID"] == world.km_vendor
@@ -108,12 +136,17 @@ def _pickup_times(rng: np.random.Generator, period: pd.Period, rows: int) -> pd.
 
 @lru_cache(maxsize=1)
 def _dropoff_cdf() -> np.ndarray:
-    """Cumulative dropoff probabilities per pickup zone: a gravity model (short trips dominate)."""
+    """Cumulative dropoff probabilities per pickup zone: a gravity model (short trips dominate).
+
+    A zone attracts dropoffs by its green pickups plus a share for every Manhattan "Yellow Zone"
+    (riders from Harlem or Queens going downtown, where green cabs may drop off but not pick up).
+    """
     zones = zone_table()
     xy = zones[["x", "y"]].to_numpy()
     dist = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
-    attraction = zones["popularity"].to_numpy()[None, :] + 0.002
-    weights = attraction * np.exp(-dist / 1.4)
+    yellow = (zones["service_zone"] == "Yellow Zone").to_numpy()
+    attraction = zones["popularity"].to_numpy() + 0.002 + 0.004 * yellow
+    weights = attraction[None, :] * np.exp(-dist / 1.6)
     weights[np.diag_indices_from(weights)] *= 4.0  # trips inside the zone
     cdf = np.cumsum(weights, axis=1)
     return cdf / cdf[:, -1:]
@@ -125,13 +158,23 @@ def _dropoff_zones(rng: np.random.Generator, pu: np.ndarray) -> np.ndarray:
     return (cdf < draws).sum(axis=1).clip(0, N_ZONES - 1) + 1
 
 
-def _distances(rng: np.random.Generator, pu: np.ndarray, do: np.ndarray) -> np.ndarray:
+def _driven_distances(rng: np.random.Generator, pu: np.ndarray, do: np.ndarray) -> np.ndarray:
+    """Miles actually driven: the street grid's detour over the straight line, or a short hop inside a zone."""
     zones = zone_table()
     x, y = zones["x"].to_numpy(), zones["y"].to_numpy()
     straight = np.hypot(x[pu - 1] - x[do - 1], y[pu - 1] - y[do - 1])
-    road = straight * 1.3 * rng.lognormal(0, 0.1, len(pu))
+    road = straight * 1.3 * rng.lognormal(0, 0.1, len(pu)) + 0.3
     inside = rng.gamma(2.0, 0.45, len(pu)) + 0.2
-    return np.round(np.where(pu == do, inside, road + 0.3), 2)
+    return np.where(pu == do, inside, road)
+
+
+def _reported_distances(rng: np.random.Generator, driven: np.ndarray) -> np.ndarray:
+    """What the meter reports: odometer/GPS noise, and GPS gaps that lose part of the route."""
+    n = len(driven)
+    reported = driven * rng.lognormal(0, NOISE.odometer_sigma, n)
+    gap = rng.random(n) < NOISE.gps_gap_share
+    reported = np.where(gap, reported * rng.uniform(0.2, 0.8, n), reported)
+    return np.round(reported, 2)
 
 
 def _durations(
@@ -142,7 +185,9 @@ def _durations(
     pickup: pd.Series,
     world: World,
 ) -> np.ndarray:
+    """Minutes from pickup to dropoff for the driven ``distance`` (see module doc for the noise)."""
     zones = zone_table()
+    n = len(pu)
     speed = np.sqrt(zones["base_speed"].to_numpy()[pu - 1] * zones["base_speed"].to_numpy()[do - 1])
     congestion = np.sqrt(zones["congestion"].to_numpy()[pu - 1] * zones["congestion"].to_numpy()[do - 1])
     speed = speed / congestion
@@ -152,8 +197,10 @@ def _durations(
     boroughs = zones["borough"].to_numpy()
     manhattan = (boroughs[pu - 1] == "Manhattan") | (boroughs[do - 1] == "Manhattan")
     speed *= np.where(manhattan, world.manhattan_speedup, 1.0)
+    speed *= rng.lognormal(0, NOISE.speed_sigma, n)
     moving = distance / speed * 60
-    return 1.5 + moving * rng.lognormal(0, 0.15, len(pu)) + rng.normal(0, 0.6, len(pu)).clip(-1.2, None)
+    delay = np.where(rng.random(n) < NOISE.tail_share, rng.exponential(NOISE.tail_minutes, n), 0.0)
+    return 1.5 + moving + delay + rng.normal(0, 0.6, n).clip(-1.2, None)
 
 
 def _records(
@@ -214,8 +261,8 @@ def _make_dirty(rng: np.random.Generator, frame: pd.DataFrame, period: pd.Period
     for column in ("passenger_count", "RatecodeID", "payment_type", "trip_type", "congestion_surcharge"):
         frame.loc[missing, column] = np.nan
     frame.loc[missing, "store_and_fwd_flag"] = None
-    # zero distance (meter started and stopped, GPS gaps)
-    frame.loc[rng.random(n) < 0.012, "trip_distance"] = 0.0
+    # zero distance (meter not engaged for distance, GPS lost): the trip itself is real
+    frame.loc[rng.random(n) < NOISE.zero_distance_share, "trip_distance"] = 0.0
     # very short / cancelled trips
     short = rng.random(n) < 0.012
     frame.loc[short, "lpep_dropoff_datetime"] = pick[short] + pd.to_timedelta(rng.integers(0, 50, n)[short], unit="s")

@@ -8,7 +8,8 @@ monthly files, by URL or local path).
 
 Downloads stream to a temporary file beside the destination and are moved into place only once they
 are complete and read as a parquet file with the expected columns: an interrupted or wrong download
-never leaves a file behind.
+never leaves a file behind. Written files get the mode the umask gives a new file (0644 under the usual
+umask 022), not the owner-only mode of the temporary file, so a team or a container user can read them.
 """
 
 from __future__ import annotations
@@ -68,10 +69,33 @@ def fetch_month(month: str, dest_dir: str | Path, *, base_url: str = TLC_BASE_UR
             check_structure(read_trips(tmp), source=url)  # .part is read as parquet
         except DataValidationError as exc:
             raise DataSourceError(f"{url} did not give a usable trip file:\n" + "\n".join(exc.problems)) from None
-        os.replace(tmp, target)
+        _publish(tmp, target)
         return target
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc/self/status).
+
+    Elsewhere it is read the only portable way, by setting and restoring it, which is not thread-safe
+    for the instant in between.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the mode a newly created file would have (mkstemp makes it 0600), then rename it to ``target``."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, target)
 
 
 def _is_local(base_url: str) -> bool:
@@ -145,7 +169,7 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     os.close(fd)
     try:
         df.to_parquet(tmp_name, index=False)
-        os.replace(tmp_name, path)
+        _publish(Path(tmp_name), path)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
     return path

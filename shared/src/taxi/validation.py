@@ -4,8 +4,10 @@ Two kinds of problem, treated differently, as real TLC files demand:
 
 - **structural** (fatal): an empty file, a missing required column, values that cannot be read as
   the column's type. ``DataValidationError`` lists each as "column 'X': rule".
-- **dirty rows** (never fatal): trips outside 1-60 minutes, zero distances, missing optional fields,
-  pickups in another month... counted in the ``ValidationReport``; ``taxi.model.prepare`` drops them.
+- **dirty rows** (never fatal): trips outside 1-60 minutes, distances of 200 miles or more, zero
+  distances, missing optional fields, pickups in another month... counted in the ``ValidationReport``.
+  ``taxi.model.prepare`` drops the trips the service would not be asked about (``served_trips``) and
+  keeps zero-distance ones: the API accepts them, so the model learns them. "usable" counts what it keeps.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
-from taxi.model import clean_trips
+from taxi.model import served_trips
 from taxi.months import parse_month
 from taxi.schema import DROPOFF, GREEN_SCHEMA, PICKUP, REQUIRED_COLUMNS
 from taxi.zones import N_ZONES
@@ -149,7 +151,7 @@ def validate_frame(
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Structural check (fatal) + dirty-row summary (never fatal). Returns the normalised frame."""
     frame = check_structure(df, source)
-    report = ValidationReport(source, rows=len(frame), usable=len(clean_trips(frame)), dirty=dirty_rows(frame, month))
+    report = ValidationReport(source, rows=len(frame), usable=len(served_trips(frame)), dirty=dirty_rows(frame, month))
     return frame, report
 
 
