@@ -109,7 +109,7 @@ def test_format_metrics_reads_metrics_written_before_the_split():
 
 
 def test_drift_hurts_and_retraining_recovers():
-    """The drift scenario's promise: >= 15 % worse after the drift; retraining on post-drift months recovers (<= 5 %)."""
+    """The drift scenario's promise: >= 15 % worse after the drift; retraining on post-drift data recovers (<= 5 %)."""
     before = build_model().fit(*prepare(_months("2024-01", 6)))
     pre = evaluate(before, *prepare(generate_month("2024-06", rows=8000, seed=1, scenario="drift")))["rmse"]
     post_month = generate_month("2024-09", rows=8000, seed=1, scenario="drift")
