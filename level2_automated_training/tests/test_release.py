@@ -1,5 +1,6 @@
 """Release and rollback move the production alias; an unknown version is refused and nothing changes."""
 
+import json
 import subprocess
 import sys
 
@@ -49,10 +50,7 @@ def test_release_rollback_and_refusals(two_versions):
 
 def test_cli_refuses_unknown_version_clearly(project, two_versions):
     before = _production(two_versions)
-    done = subprocess.run(
-        [sys.executable, "-m", "level2.cli", "release", "42"],
-        cwd=project.dir, env=project.env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = _cli(project, "release", "42")
     assert done.returncode == 1
     assert "has no version 42" in done.stderr and "production is unchanged" in done.stderr
     assert "Traceback" not in done.stderr
@@ -75,3 +73,23 @@ def test_release_before_anything_is_registered_is_refused(project):
         rollback(client, "nothing-here")
     with pytest.raises(RegistryError, match="has no version 1"):
         release(client, "nothing-here", 1)
+
+
+def _cli(project, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "level2.cli", *args],
+        cwd=project.dir, env=project.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_release_latest_and_first_release(project, two_versions):
+    done = _cli(project, "release")
+    assert done.returncode == 1 and "name one version" in done.stderr and "Traceback" not in done.stderr
+    release(two_versions, NAME, 1)
+    done = _cli(project, "first-release")  # something is in production already: nothing changes
+    assert done.returncode == 0 and "version 1 is already in production" in done.stdout
+    assert _production(two_versions) == "1"
+    latest = json.loads((project.dir / "reports" / "registered.json").read_text())["version"]
+    done = _cli(project, "release", "--latest")
+    assert done.returncode == 0, done.stderr
+    assert _production(two_versions) == str(latest) and f"now: version {latest}" in done.stdout

@@ -1,4 +1,5 @@
-"""The service serves and reports the production version; the Prefect flow registers a new version."""
+"""The service serves and reports the production version; the Prefect flow registers a new version, and
+only when something changed."""
 
 import numpy as np
 import pytest
@@ -51,7 +52,9 @@ def test_prefect_flow_registers_a_new_version(project, monkeypatch, tmp_path):
     before = max(int(v.version) for v in client.search_model_versions(f"name = '{NAME}'"))
     with prefect_test_harness():
         result = training_pipeline(project_dir=str(project.dir), first_month="2024-02")
-    assert result["version"] == before + 1
+        again = training_pipeline(project_dir=str(project.dir), first_month="2024-02")  # nothing changed
+    assert result["version"] == before + 1 and result["new"]
+    assert again["version"] == result["version"] and not again["new"]
     assert client.get_model_version(NAME, str(result["version"])).tags["train_months"] == "2024-02,2024-03"
     assert any((project.dir.parent / "dvc-remote").rglob("*")), "dvc push sent nothing to the remote"
     pipeline = load_pipeline(project.dir / "models" / "model.skops")

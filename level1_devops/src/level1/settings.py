@@ -52,5 +52,5 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Settings from the environment / .env; a wrong value is one clear line, not a traceback."""
+    """Settings from the environment / .env; a wrong value raises taxi.settings.SettingsError naming it."""
     return taxi.settings.load_settings(Settings)

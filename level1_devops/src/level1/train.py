@@ -24,6 +24,10 @@ from taxi.validation import DataValidationError, read_trips
 MODEL_NAME = "trip-duration"
 
 
+class TrainingDataError(RuntimeError):
+    """Not enough ingested months to train and evaluate, or an ingested file that cannot be read."""
+
+
 @dataclass
 class TrainResult:
     model_path: Path
@@ -47,7 +51,7 @@ def _ingested_months(settings: Settings) -> list[str]:
 def train(settings: Settings) -> TrainResult:
     months = _ingested_months(settings)
     if len(months) < 2:
-        raise SystemExit(
+        raise TrainingDataError(
             f"need at least 2 ingested months in {settings.raw_dir} (one to train, the last to evaluate); "
             f"found {len(months)}: run `make ingest` first"
         )
@@ -56,9 +60,7 @@ def train(settings: Settings) -> TrainResult:
         frames = [read_trips(settings.raw_dir / tlc_filename(m)) for m in train_months]
         test_frame = read_trips(settings.raw_dir / tlc_filename(test_month))
     except DataValidationError as exc:
-        raise SystemExit(
-            f"cannot train: {exc}\nrun `make ingest` again: it re-fetches or rejects broken months"
-        ) from None
+        raise TrainingDataError(f"{exc}\nrun `make ingest` again: it re-fetches or rejects broken months") from None
     X, y = prepare(pd.concat(frames, ignore_index=True))
     params = yaml.safe_load(settings.params_file.read_text()) if settings.params_file.exists() else {}
     model = build_model(params).fit(X, y)

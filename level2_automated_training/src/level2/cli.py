@@ -1,51 +1,192 @@
-"""`level2`: pipeline stages (run by DVC), release / rollback, serve, smoke, schedule, status."""
+"""`level2`: pipeline stages (run by DVC), repro, release / rollback, serve, smoke, schedule, status.
+
+The library functions raise named errors; only these commands turn them into one red line and exit 1.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from level2.settings import load_settings
+from level2.settings import Settings, load_settings
+from taxi.settings import SettingsError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+stage_app = typer.Typer(
+    help="Run one pipeline stage. dvc.yaml calls these with the stage's deps and outs as arguments: "
+    "run `dvc repro` (or `level2 repro`) rather than calling them by hand.",
+    no_args_is_help=True,
+)
+app.add_typer(stage_app, name="stage")
+
+In = Annotated[Path, typer.Option(exists=True, help="input (a dep in dvc.yaml)")]
+Out = Annotated[Path, typer.Option(help="output (an out in dvc.yaml)")]
+REGISTERED = Path("reports/registered.json")
 
 
-@app.command()
-def stage(name: Annotated[str, typer.Argument(help="ingest, validate, prepare, train, evaluate or register")]) -> None:
-    """Run one pipeline stage (dvc.yaml calls these; run `dvc repro` rather than calling them by hand)."""
-    import importlib
+def _fail(message: str) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
 
-    from level2.stages import NAMES
 
-    if name not in NAMES:
-        raise typer.BadParameter(f"must be one of {', '.join(NAMES)}", param_hint="NAME")
-    importlib.import_module(f"level2.stages.{name}").run(load_settings())
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
 
 
 def _client():
     import mlflow
     from mlflow import MlflowClient
 
-    settings = load_settings()
+    settings = _settings()
     mlflow.set_tracking_uri(settings.tracking_uri)
     return settings, MlflowClient()
 
 
+# ---- the pipeline's stages (dvc.yaml) ----
+
+
+def _params() -> dict[str, Any]:
+    from level2.stages.common import StageError, load_params
+
+    try:
+        return load_params(_settings().params_file)
+    except StageError as exc:
+        _fail(str(exc))
+
+
+def _run_stage(name: str, function, *args, **kwargs) -> None:
+    from level2.stages.common import StageError
+    from taxi.loader import DataSourceError
+    from taxi.validation import DataValidationError
+
+    try:
+        function(*args, **kwargs)
+    except (StageError, DataValidationError, DataSourceError) as exc:
+        _fail(f"{name}: {exc}")
+
+
+@stage_app.command("ingest")
+def stage_ingest(out: Out, downloads: Annotated[Path, typer.Option(help="tlc source: fetched files kept here")]):
+    """params.yaml `ingest`: the configured months from the configured source into OUT."""
+    from level2.stages.ingest import ingest
+
+    _run_stage("ingest", ingest, _params()["ingest"], out, downloads)
+
+
+@stage_app.command("validate")
+def stage_validate(raw: In, out: Out, report: Out) -> None:
+    """Validate each month of RAW into OUT; row counts to REPORT. A broken month stops the pipeline."""
+    from level2.stages.common import months_of
+    from level2.stages.validate import validate
+
+    _run_stage("validate", validate, raw, out, report, months_of(_params()["ingest"]))
+
+
+@stage_app.command("prepare")
+def stage_prepare(validated: In, out: Out) -> None:
+    """Validated months -> OUT/train.parquet + OUT/test.parquet (params.yaml `prepare.test_months` held out)."""
+    from level2.stages.common import months_of
+    from level2.stages.prepare import prepare
+
+    params = _params()
+    _run_stage("prepare", prepare, validated, out, months_of(params["ingest"]), int(params["prepare"]["test_months"]))
+
+
+@stage_app.command("train")
+def stage_train(data: In, model: Out, run: Out) -> None:
+    """Fit on DATA (params.yaml `train`), save MODEL, record the MLflow run in RUN."""
+    from level2.stages.train import train
+
+    settings = _settings()
+    _run_stage(
+        "train", train, data, model, run, _params(), tracking_uri=settings.tracking_uri, experiment=settings.experiment
+    )
+
+
+@stage_app.command("evaluate")
+def stage_evaluate(model: In, run: In, data: In, reports: Out) -> None:
+    """Score MODEL on DATA; metrics, slices and plots to REPORTS, logged to the MLflow run in RUN."""
+    from level2.stages.evaluate import evaluate
+
+    _run_stage("evaluate", evaluate, model, run, data, reports, tracking_uri=_settings().tracking_uri)
+
+
+@stage_app.command("register")
+def stage_register(run: In, metrics: In, out: Out) -> None:
+    """Register the model of RUN in the MLflow Model Registry; OUT names the version."""
+    from level2.stages.register import register
+
+    settings = _settings()
+    _run_stage(
+        "register", register, run, metrics, out, model_name=settings.model_name, tracking_uri=settings.tracking_uri
+    )
+
+
+# ---- running the pipeline, releasing, serving ----
+
+
 @app.command()
-def release(version: Annotated[str, typer.Argument(help="registered version number to put in production")]) -> None:
-    """Point the production alias at VERSION and show what changes."""
+def repro(push: Annotated[bool, typer.Option(help="dvc push afterwards")] = True) -> None:
+    """`dvc repro` (only the stages whose deps or params changed), then `dvc push` to the DVC remote."""
+    from level2 import tools
+
+    try:
+        tools.stream(["dvc", "repro"], echo=typer.echo)
+        if push:
+            tools.run(["dvc", "push", "-q"])
+            remote = tools.run(["dvc", "remote", "default"]).stdout.strip()
+            typer.echo(f"dvc push: data and model stored in the DVC remote '{remote}' (`dvc remote list`)")
+    except tools.ToolError as exc:
+        _fail(str(exc))
+
+
+def _registered_version(path: Path) -> str:
+    if not path.exists():
+        _fail(f"{path} not found: run the pipeline first (`make repro`)")
+    return str(json.loads(path.read_text())["version"])
+
+
+@app.command()
+def release(
+    version: Annotated[str | None, typer.Argument(help="registered version number to put in production")] = None,
+    latest: Annotated[bool, typer.Option(help="the version the pipeline registered last (registered.json)")] = False,
+) -> None:
+    """Point the production alias at VERSION (or --latest) and show what changes."""
     from level2.release import release as run
     from taxi.tracking import RegistryError
 
+    if (version is None) == (not latest):
+        _fail("name one version: `level2 release N` (`make release VERSION=N`; see `make status`) or --latest")
     settings, client = _client()
     try:
-        done = run(client, settings.model_name, version, settings.serving_alias)
+        done = run(client, settings.model_name, version or _registered_version(REGISTERED), settings.serving_alias)
     except RegistryError as exc:
-        typer.secho(f"release refused: {exc}; production is unchanged", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        _fail(f"release refused: {exc}; production is unchanged")
     typer.echo(f"released:\n{done.describe()}")
     typer.echo("a running service picks it up when restarted (`make serve`); hot reload comes in level 3")
+
+
+@app.command()
+def first_release() -> None:
+    """Release the latest registered version if no version is in production yet; otherwise say which is."""
+    from taxi.tracking import alias_version
+
+    settings, client = _client()
+    current = alias_version(client, settings.model_name, settings.serving_alias)
+    if current is None:
+        release(latest=True)
+        return
+    typer.echo(
+        f"version {current.version} is already in production: release another with `make release VERSION=n`"
+        " (`make status` lists them)"
+    )
 
 
 @app.command()
@@ -58,8 +199,7 @@ def rollback() -> None:
     try:
         done = run(client, settings.model_name, settings.serving_alias)
     except RegistryError as exc:
-        typer.secho(f"rollback refused: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        _fail(f"rollback refused: {exc}")
     typer.echo(f"rolled back:\n{done.describe()}")
 
 
@@ -85,15 +225,6 @@ def status() -> None:
 
 
 @app.command()
-def has_release() -> None:
-    """Exit 0 when a version is in production, 1 otherwise (used by `make run`)."""
-    from taxi.tracking import alias_version
-
-    settings, client = _client()
-    raise typer.Exit(0 if alias_version(client, settings.model_name, settings.serving_alias) else 1)
-
-
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8002,
@@ -103,7 +234,8 @@ def serve(
     from taxi.serving import run_service
     from taxi.tracking import RegistryError
 
-    raise typer.Exit(run_service(lambda: create_app(load_settings()), host, port, (RegistryError,)))
+    settings = _settings()
+    raise typer.Exit(run_service(lambda: create_app(settings), host, port, (RegistryError,)))
 
 
 @app.command()
@@ -114,14 +246,58 @@ def smoke(url: Annotated[str, typer.Option(help="base URL of a running service")
     raise typer.Exit(main(url))
 
 
-@app.command()
-def schedule() -> None:
-    """Serve the training flow as a Prefect deployment on the configured cron schedule (Ctrl-C stops)."""
-    from level2.flows import training_pipeline
+# ---- around the pipeline: schedule, experiments, the MLflow UI, git ----
 
-    settings = load_settings()
-    typer.echo(f"serving deployment 'scheduled-training/nightly' (cron '{settings.schedule_cron}'); Ctrl-C to stop")
-    training_pipeline.serve(name="nightly", cron=settings.schedule_cron, parameters={"project_dir": "."})
+
+@app.command()
+def schedule(
+    prefect_port: Annotated[int, typer.Option(help="local Prefect server's port (if PREFECT_API_URL is unset)")] = 4202,
+) -> None:
+    """Serve the training flow as a Prefect deployment on the configured cron schedule (Ctrl-C stops)."""
+    from level2.schedule import PrefectServerError, serve_training
+
+    settings = _settings()
+    home = Path(os.environ.get("PREFECT_HOME", ".prefect")).resolve()
+    try:
+        serve_training(settings.schedule_cron, Path.cwd(), prefect_port, home, echo=typer.echo)
+    except PrefectServerError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def experiment() -> None:
+    """A small learning-rate sweep as DVC experiments (train + evaluate only), compared in DVC and MLflow."""
+    from level2.experiments import ExperimentError, sweep
+
+    try:
+        sweep(_settings(), echo=typer.echo)
+    except ExperimentError as exc:
+        _fail(f"experiment refused: {exc}")
+
+
+@app.command()
+def mlflow_ui(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5002) -> None:
+    """The MLflow UI over LEVEL2_TRACKING_URI (a tracking server has its own UI: its address is printed)."""
+    from level2 import tools
+
+    uri = _settings().tracking_uri
+    if uri.startswith(("http://", "https://")):
+        typer.echo(f"the tracking server has its own UI: open {uri}")
+        return
+    typer.echo(f"MLflow UI: http://127.0.0.1:{port} (backend {uri}; Ctrl-C to stop)")
+    command = [tools.tool("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    os.execvpe(command[0], command, tools.tool_env())  # mlflow takes over this process (and Ctrl-C)
+
+
+@app.command()
+def init_git() -> None:
+    """A DVC project lives in a git repository: initialise one here unless this folder is already in one."""
+    from level2 import tools
+
+    if tools.run(["git", "rev-parse", "--git-dir"], check=False).returncode == 0:
+        return
+    tools.run(["git", "init", "-q"])
+    typer.echo("initialised a git repository (DVC versions data beside git)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,24 +5,15 @@ schedule (Prefect needs a server for schedules: `make schedule` starts a local o
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import mlflow
+from mlflow import MlflowClient
 from prefect import flow, get_run_logger, task
 from ruamel.yaml import YAML
 
-
-def _dvc(project: Path, *args: str) -> str:
-    # the dvc of this environment; stage commands (`level2 stage ...`) come from the same bin folder
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    done = subprocess.run([os.path.join(bin_dir, "dvc"), *args], cwd=project, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done.stdout
+from level2 import tools
 
 
 def set_param(params_file: Path, dotted: str, value: Any) -> None:
@@ -45,31 +36,57 @@ def use_months(project: Path, first_month: str) -> None:
 
 @task
 def reproduce(project: Path) -> str:
-    return _dvc(project, "repro")
+    return tools.run(["dvc", "repro"], cwd=project).stdout
 
 
 @task
 def push(project: Path) -> str:
-    return _dvc(project, "push")
+    return tools.run(["dvc", "push"], cwd=project).stdout
+
+
+def registered(project: Path) -> dict[str, Any] | None:
+    """What reports/registered.json names (the register stage writes it), or None before any run."""
+    path = project / "reports" / "registered.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 @task
-def registered(project: Path) -> dict[str, Any]:
-    return json.loads((project / "reports" / "registered.json").read_text())
+def production_version(name: str) -> str | None:
+    from level2.settings import load_settings
+    from taxi.tracking import alias_version
+
+    settings = load_settings()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    version = alias_version(MlflowClient(), name, settings.serving_alias)
+    return version.version if version else None
 
 
 @flow(name="scheduled-training", log_prints=True)
 def training_pipeline(project_dir: str = ".", first_month: str | None = None, push_to_remote: bool = True) -> dict:
     """dvc repro (only what changed) -> dvc push -> the registered version. ``first_month`` moves the
-    training window (params.yaml ingest.first_month) before running, as a nightly job on new data would."""
+    training window (params.yaml ingest.first_month) before running, as a nightly job on new data would.
+    Returns reports/registered.json, with ``new`` saying whether this run registered that version."""
     log = get_run_logger()
     project = Path(project_dir).resolve()
     if first_month:
         use_months(project, first_month)
+    before = registered(project)
     output = reproduce(project)
-    log.info("dvc repro:\n%s", output.strip() or "(nothing changed)")
+    log.info("dvc repro:\n%s", "\n".join(line for line in output.splitlines() if not tools.is_noise(line)))
     if push_to_remote:
         push(project)
     result = registered(project)
-    log.info("registered: %s version %s", result["name"], result["version"])
-    return result
+    is_new = result != before and result["new"]
+    production = None if is_new else production_version(result["name"])
+    log.info(outcome(result, before, production))
+    return {**result, "new": is_new}
+
+
+def outcome(result: dict[str, Any], before: dict[str, Any] | None, production: str | None) -> str:
+    """What a run did, in one line: a new version, or none (and which version is in production)."""
+    if result != before and result["new"]:
+        return f"registered: {result['name']} version {result['version']}"
+    where = f"production is version {production}" if production else "no version is in production yet"
+    if result == before:
+        return f"no new version (pipeline up to date); {where}"
+    return f"no new version (the model trained is already version {result['version']}); {where}"

@@ -9,11 +9,15 @@ from pydantic import BaseModel, ValidationError
 T = TypeVar("T", bound=BaseModel)
 
 
+class SettingsError(ValueError):
+    """An environment variable (or .env entry) with a value its setting does not accept."""
+
+
 def load_settings(cls: type[T]) -> T:
-    """``cls()`` read from the environment / .env; SystemExit naming each bad variable and its rule."""
+    """``cls()`` read from the environment / .env; SettingsError naming each bad variable and its rule."""
     try:
         return cls()
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = "; ".join(f"{prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        raise SystemExit(f"invalid setting: {problems}") from None
+        raise SettingsError(f"invalid setting: {problems}") from None

@@ -1,35 +1,34 @@
-"""What the stages share: the paths of dvc.yaml, params.yaml, hashes for lineage."""
+"""What the stages share: reading params.yaml, writing JSON, hashes for lineage. (Paths are not here:
+dvc.yaml passes each stage its inputs and outputs as arguments.)"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from level2.settings import Settings
 from taxi.model import INPUT_COLUMNS, TARGET
 from taxi.months import month_range
 
-RAW, VALIDATED, PREPARED = Path("data/raw"), Path("data/validated"), Path("data/prepared")
-DOWNLOADS = Path("data/downloads")  # tlc source: fetched files, reused (outside the outputs DVC replaces)
-MODEL, TRAIN_RUN = Path("models/model.skops"), Path("models/train_run.json")
-REPORTS = Path("reports")
+
+class StageError(RuntimeError):
+    """A stage cannot run: a missing input or a parameter out of range. The message says which."""
 
 
-def load_params(settings: Settings) -> dict[str, Any]:
-    if not settings.params_file.exists():
-        sys.exit(f"{settings.params_file} not found: run the stages with `dvc repro` in the level folder")
-    return yaml.safe_load(settings.params_file.read_text())
+def load_params(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise StageError(f"{path} not found: run the stages with `dvc repro` in the level folder")
+    return yaml.safe_load(path.read_text())
 
 
-def months_of(params: dict[str, Any]) -> list[str]:
-    return month_range(str(params["ingest"]["first_month"]), int(params["ingest"]["months"]))
+def months_of(ingest_params: dict[str, Any]) -> list[str]:
+    """The months the pipeline works on (params.yaml `ingest.first_month`, `ingest.months`)."""
+    return month_range(str(ingest_params["first_month"]), int(ingest_params["months"]))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,19 +1,24 @@
-"""Stage ingest: the configured months from the configured source into data/raw/."""
+"""Stage ingest: the configured months from the configured source into the raw folder."""
 
 from __future__ import annotations
 
-from level2.settings import Settings
-from level2.stages.common import DOWNLOADS, RAW, load_params, months_of
+from pathlib import Path
+from typing import Any
+
+from level2.stages.common import months_of
 from taxi.loader import load_month, tlc_filename, write_parquet
 
 
-def run(settings: Settings) -> None:
-    p = load_params(settings)["ingest"]
-    RAW.mkdir(parents=True, exist_ok=True)
-    for month in months_of({"ingest": p}):
+def ingest(params: dict[str, Any], out: Path, downloads: Path) -> list[Path]:
+    """Write each month of ``params`` (params.yaml `ingest`) to ``out``; the tlc source keeps the files it
+    fetched in ``downloads`` (outside the outputs DVC replaces) and reuses them."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for month in months_of(params):
         df = load_month(
-            month, source=p["source"], scenario=p["scenario"], rows=int(p["rows"]), seed=int(p["seed"]),
-            base_url=p["tlc_base_url"], cache_dir=DOWNLOADS,
+            month, source=params["source"], scenario=params["scenario"], rows=int(params["rows"]),
+            seed=int(params["seed"]), base_url=params["tlc_base_url"], cache_dir=downloads,
         )  # fmt: skip
-        write_parquet(df, RAW / tlc_filename(month))
-        print(f"ingest: {month} -> {RAW / tlc_filename(month)} ({len(df)} rows, {p['source']})")
+        written.append(write_parquet(df, out / tlc_filename(month)))
+        print(f"ingest: {month} -> {written[-1]} ({len(df)} rows, {params['source']})")
+    return written

@@ -1,26 +1,39 @@
-"""Stage register: a new version in the MLflow Model Registry, tagged with its lineage and metrics."""
+"""Stage register: a new version in the MLflow Model Registry, tagged with its lineage and metrics.
+
+A model already registered (the same training run: register re-ran, but train did not) is not registered
+again. ``out`` (reports/registered.json) names the version either way, and says whether it is new.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
 
-from level2.settings import Settings
-from level2.stages.common import REPORTS, TRAIN_RUN, write_json
+from level2.stages.common import write_json
 
 
-def run(settings: Settings) -> None:
-    name = settings.model_name  # LEVEL2_MODEL_NAME: the same name release, status and the service use
-    run = json.loads(TRAIN_RUN.read_text())
-    metrics = json.loads((REPORTS / "metrics.json").read_text())
-    tags = {k: run[k] for k in ("git_commit", "data_md5", "params_hash", "train_months", "data_source")}
-    tags |= {"rmse": f"{metrics['rmse']:.4f}", "mae": f"{metrics['mae']:.4f}"}
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    version = mlflow.register_model(run["model_uri"], name, tags=tags)
-    write_json(
-        REPORTS / "registered.json",
-        {"name": name, "version": int(version.version), "run_id": run["run_id"], "model_uri": run["model_uri"]},
-    )
-    print(f"register: {name} version {version.version} (RMSE {metrics['rmse']:.3f}); release it with "
-          f"`make release VERSION={version.version}`")  # fmt: skip
+def register(run: Path, metrics: Path, out: Path, *, model_name: str, tracking_uri: str) -> dict[str, Any]:
+    """Register the model of the training run recorded in ``run`` as a version of ``model_name``."""
+    record = json.loads(run.read_text())
+    scores = json.loads(metrics.read_text())
+    mlflow.set_tracking_uri(tracking_uri)
+    query = f"name = '{model_name}' and run_id = '{record['run_id']}'"
+    existing = MlflowClient().search_model_versions(query)
+    new = not existing
+    if existing:
+        version = min(existing, key=lambda v: int(v.version))
+        print(f"register: the model of run {record['run_id'][:8]} is already {model_name} version {version.version}")
+    else:
+        tags = {k: record[k] for k in ("git_commit", "data_md5", "params_hash", "train_months", "data_source")}
+        tags |= {"rmse": f"{scores['rmse']:.4f}", "mae": f"{scores['mae']:.4f}"}
+        version = mlflow.register_model(record["model_uri"], model_name, tags=tags)
+        print(f"register: {model_name} version {version.version} (RMSE {scores['rmse']:.3f}); release it with "
+              f"`make release VERSION={version.version}`")  # fmt: skip
+    registered = {"name": model_name, "version": int(version.version), "new": new}
+    registered |= {"run_id": record["run_id"], "model_uri": record["model_uri"]}
+    write_json(out, registered)
+    return registered

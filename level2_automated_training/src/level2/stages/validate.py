@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from level2.settings import Settings
-from level2.stages.common import RAW, REPORTS, VALIDATED, load_params, months_of, write_json
+from level2.stages.common import write_json
 from taxi.loader import tlc_filename, write_parquet
-from taxi.validation import DataValidationError, validate_file
+from taxi.validation import validate_file
 
 
-def run(settings: Settings) -> None:
-    """Structurally broken months stop the pipeline; dirty rows are counted in reports/validation.json."""
-    params = load_params(settings)
-    VALIDATED.mkdir(parents=True, exist_ok=True)
+def validate(raw: Path, out: Path, report: Path, months: list[str]) -> dict[str, Any]:
+    """Validate each month's file in ``raw`` into ``out``; the per-month row counts go to ``report``.
+
+    A structurally broken month raises taxi.validation.DataValidationError (the pipeline stops there)."""
+    out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
-    for month in months_of(params):
-        try:
-            frame, report = validate_file(RAW / tlc_filename(month), month=month)
-        except DataValidationError as exc:
-            raise SystemExit(f"validate: {exc}") from None
-        write_parquet(frame, VALIDATED / tlc_filename(month))
-        summary[month] = {"rows": report.rows, "usable": report.usable, "usable_share": report.usable / report.rows}
-        print(report.summary())
-    write_json(REPORTS / "validation.json", summary)
+    for month in months:
+        frame, checked = validate_file(raw / tlc_filename(month), month=month)
+        write_parquet(frame, out / tlc_filename(month))
+        summary[month] = {"rows": checked.rows, "usable": checked.usable, "usable_share": checked.usable / checked.rows}
+        print(checked.summary())
+    write_json(report, summary)
+    return summary

@@ -1,0 +1,69 @@
+"""Running this environment's command-line tools (dvc, git, mlflow, prefect) from Python.
+
+The tools come from the bin folder of the running interpreter, and so do the stage commands DVC runs
+(`level2 stage ...`): `level2 repro` works whether or not the environment is activated.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+BIN_DIR = Path(sys.executable).parent
+
+# What `dvc repro` says that is not news in this project: git hints for a repository we don't commit to.
+DVC_NOISE = (
+    "To track the changes with git",
+    "git add dvc.lock",
+    "To enable auto staging",
+    "core.autostage",
+    "Use `dvc push`",
+)
+
+
+class ToolError(RuntimeError):
+    """A tool exited non-zero; the message has the command and the end of its output."""
+
+
+def tool_env() -> dict[str, str]:
+    return {**os.environ, "PATH": str(BIN_DIR) + os.pathsep + os.environ.get("PATH", "")}
+
+
+def tool(name: str) -> str:
+    """The path of ``name`` in this environment's bin folder (or the bare name: found on PATH)."""
+    path = BIN_DIR / name
+    return str(path) if path.exists() else name
+
+
+def run(cmd: Sequence[str], cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a tool, output captured; ToolError on failure when ``check``."""
+    cmd = [tool(cmd[0]), *cmd[1:]]
+    done = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise ToolError(f"{' '.join(cmd[:4])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}".rstrip())
+    return done
+
+
+def is_noise(line: str) -> bool:
+    return not line.strip() or any(marker in line for marker in DVC_NOISE)
+
+
+def stream(cmd: Sequence[str], cwd: Path | None = None, echo: Callable[[str], None] = print) -> str:
+    """Run a tool showing its output line by line as it comes (noise lines left out); returns all of it.
+    ToolError when it fails (its output has been shown already)."""
+    cmd = [tool(cmd[0]), *cmd[1:]]
+    lines = []
+    with subprocess.Popen(
+        cmd, cwd=cwd, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if not is_noise(line):
+                echo(line.rstrip("\n"))
+    if process.returncode != 0:
+        raise ToolError(f"{' '.join(cmd[:3])} failed (exit {process.returncode})")
+    return "".join(lines)
