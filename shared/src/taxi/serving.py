@@ -1,16 +1,23 @@
 """The FastAPI core every service level builds on (extra: ``taxi-shared[serving]``).
 
-    app = create_app(model, max_batch=1000)
+    app = create_app(model, max_batch=1000)                 # one model, for the life of the process
+    app = create_app(holder, admin_token=settings.token)    # a taxi.hotswap.ModelHolder: hot swap, canary
 
 ``model`` is anything with ``predict(frame) -> array`` (the frame has ``taxi.model.INPUT_COLUMNS``)
 and ``describe() -> dict`` (what is loaded: name, version, metadata). Levels differ only in where that
 object comes from (a handed-off file, the MLflow registry, a hot-swapping holder) and in what they add.
 
-Routes: ``POST /predict`` (one trip or a list), ``GET /health``, ``GET /model``, docs at ``/docs``.
-Client mistakes never give a 500: malformed JSON, a wrong type, a missing field, a negative distance,
-NaN/inf, an unknown zone or a bad datetime give 422 with the field and the rule; more than
-``max_batch`` trips give 413. Every response carries an ``X-Request-ID``, and each request is logged
-as one JSON line on the ``taxi.serving`` logger.
+Routes: ``POST /predict`` (one trip or a list), ``GET /health``, ``GET /model``, ``GET /metrics``
+(Prometheus, ``taxi.service_metrics``), docs at ``/docs``. Client mistakes never give a 500: malformed
+JSON, a wrong type, a missing field, a negative distance, NaN/inf, an unknown zone or a bad datetime give
+422 with the field and the rule; more than ``max_batch`` trips give 413. Every response carries an
+``X-Request-ID``, and each request is logged as one JSON line on the ``taxi.serving`` logger.
+
+With a ``ModelHolder``, the app also: starts and stops the holder's poller with its lifespan; routes each
+request to the champion or, for a share of routing keys (``X-Routing-Key``, else the request id), the
+challenger, and says which in the response (``variant``); adds the hot-swap status to ``/model``; and has
+``POST /admin/reload`` (``taxi.admin``). A request reads ``holder.current`` once and uses that deployment
+throughout, so a swap never splits a request between two models.
 """
 
 from __future__ import annotations
@@ -20,21 +27,27 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from taxi.admin import add_admin_routes
+from taxi.hotswap import Deployment, ModelHolder
+from taxi.inference import predict_frame
 from taxi.model import build_features
+from taxi.service_metrics import CONTENT_TYPE, ServiceMetrics
 from taxi.trip import Trip, trips_to_frame
 
 log = logging.getLogger("taxi.serving")
 DEFAULT_MAX_BATCH = 1000
+ROUTING_HEADER = "X-Routing-Key"
 _TRIPS = TypeAdapter(list[Trip])
 
 
@@ -62,15 +75,14 @@ class PredictResponse(BaseModel):
     predictions: list[float] = Field(description="predicted trip durations, minutes, in request order")
     model_version: str = Field(description="version of the model that answered")
     request_id: str
+    variant: str | None = Field(
+        default=None, description="which variant answered: champion or challenger (services with hot swap)"
+    )
 
 
 class Health(BaseModel):
     status: str
     model_version: str
-
-
-def _version(model: ServedModel) -> str:
-    return str(model.describe().get("version", "unknown"))
 
 
 def _problem(status: int, errors: list[dict[str, Any]], request_id: str) -> JSONResponse:
@@ -117,16 +129,26 @@ def _request_body_schema(max_batch: int) -> dict[str, Any]:
 
 
 def create_app(
-    model: ServedModel,
+    model: ServedModel | ModelHolder,
     *,
     max_batch: int = DEFAULT_MAX_BATCH,
     title: str = "NYC green-taxi trip duration",
     description: str = "Predicts trip duration in minutes for NYC green-taxi trips.",
+    admin_token: str | None = None,
+    metrics: bool = True,
 ) -> FastAPI:
-    """The service. ``app.state.model`` is the object that answers; levels may replace it."""
-    app = FastAPI(title=title, description=description, version="1.0")
-    app.state.model = model
+    """The service for one fixed ``model``, or for a ``ModelHolder`` (hot swap, canary, ``/admin/reload``).
+
+    ``app.state.holder`` is what answers (a fixed model is wrapped in ``ModelHolder.fixed``);
+    ``app.state.metrics`` is the ``ServiceMetrics`` (None when ``metrics`` is False: no ``/metrics``).
+    ``admin_token`` enables ``POST /admin/reload`` on a reloadable holder (see ``taxi.admin``).
+    """
+    hot = isinstance(model, ModelHolder)
+    holder = model if isinstance(model, ModelHolder) else ModelHolder.fixed(model)
+    app = FastAPI(title=title, description=description, version="1.0", lifespan=_poller_lifespan(holder))
+    app.state.holder = holder
     app.state.max_batch = max_batch
+    app.state.metrics = ServiceMetrics(holder) if metrics else None
 
     @app.middleware("http")
     async def request_id_and_log(request: Request, call_next):
@@ -138,15 +160,20 @@ def create_app(
             response = await call_next(request)
             status = response.status_code
         finally:
+            seconds = time.perf_counter() - start
             record = {
                 "event": "request",
                 "request_id": request_id,
                 "method": request.method,
                 "path": request.url.path,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
             }
             log.info(json.dumps(record))
+            if request.app.state.metrics is not None:
+                route = request.scope.get("route")
+                template = getattr(route, "path", "unmatched")
+                request.app.state.metrics.observe_request(request.method, template, status, seconds)
         response.headers["X-Request-ID"] = request_id
         return response
 
@@ -160,9 +187,14 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
+        response_model_exclude_none=True,
         summary="Predict trip duration (minutes) for one trip or a list of trips",
         openapi_extra={"requestBody": _request_body_schema(max_batch)},
-        responses={413: {"description": f"more than {max_batch} trips"}, 422: {"description": "invalid trip"}},
+        responses={
+            413: {"description": f"more than {max_batch} trips"},
+            422: {"description": "invalid trip"},
+            503: {"description": "no model loaded yet"},
+        },
     )
     async def predict(request: Request):
         request_id = request.state.request_id
@@ -176,21 +208,84 @@ def create_app(
         trips, status, errors = parse_trips(payload, request.app.state.max_batch)
         if trips is None:
             return _problem(status, errors, request_id)
-        served: ServedModel = request.app.state.model
-        predictions = await run_in_threadpool(served.predict, trips_to_frame(trips))
+        deployment: Deployment | None = request.app.state.holder.current  # read once: this request's models
+        if deployment is None:
+            return _no_model(request.app.state.holder, request_id)
+        served = deployment.pick(request.headers.get(ROUTING_HEADER) or request_id)
+        metrics: ServiceMetrics | None = request.app.state.metrics
+        start = time.perf_counter()
+        try:
+            predictions = await run_in_threadpool(predict_frame, served.model, trips_to_frame(trips))
+        except Exception:
+            if metrics is not None:
+                metrics.observe_predict_error(served.variant, served.version)
+            raise
+        if metrics is not None:
+            metrics.observe_predictions(served.variant, served.version, predictions, time.perf_counter() - start)
         return PredictResponse(
-            predictions=[float(p) for p in predictions], model_version=_version(served), request_id=request_id
+            predictions=predictions.tolist(),
+            model_version=served.version,
+            request_id=request_id,
+            variant=served.variant if hot else None,
         )
 
-    @app.get("/health", response_model=Health, summary="Liveness and the loaded model version")
-    async def health(request: Request) -> Health:
-        return Health(status="ok", model_version=_version(request.app.state.model))
+    @app.get(
+        "/health",
+        response_model=Health,
+        summary="Liveness and the loaded model version",
+        responses={503: {"description": "no model loaded yet"}},
+    )
+    async def health(request: Request) -> Any:
+        deployment: Deployment | None = request.app.state.holder.current
+        if deployment is None:
+            return _no_model(request.app.state.holder, request.state.request_id)
+        return Health(status="ok", model_version=deployment.champion.version)
 
-    @app.get("/model", summary="What model is loaded: name, version, metadata")
-    async def model_info(request: Request) -> dict[str, Any]:
-        return request.app.state.model.describe()
+    @app.get("/model", summary="What model is loaded: name, version, metadata (and, with hot swap, its status)")
+    async def model_info(request: Request) -> Any:
+        holder: ModelHolder = request.app.state.holder
+        deployment = holder.current
+        if not hot:
+            return deployment.champion.model.describe() if deployment else {}
+        if deployment is None:
+            return JSONResponse({"detail": "no model loaded yet", "hot_swap": holder.describe_status()}, 503)
+        return {
+            **deployment.champion.describe(),
+            "challenger": deployment.challenger.describe() if deployment.challenger else None,
+            "hot_swap": holder.describe_status(),
+        }
 
+    if metrics:
+
+        @app.get("/metrics", summary="Prometheus metrics (text exposition format)", response_class=PlainTextResponse)
+        async def prometheus_metrics(request: Request) -> Response:
+            return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+
+    if holder.reloadable:
+        add_admin_routes(app, holder, admin_token)
     return app
+
+
+def _poller_lifespan(holder: ModelHolder) -> Callable[[FastAPI], Any]:
+    """Start the holder's poller with the app (loading the first model if none is yet) and stop it after."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if holder.reloadable and holder.current is None:
+            await run_in_threadpool(holder.poll)
+        holder.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(holder.stop)
+
+    return lifespan
+
+
+def _no_model(holder: ModelHolder, request_id: str) -> JSONResponse:
+    reason = holder.status.last_error or "the first poll has not finished"
+    body = {"detail": f"no model loaded yet: {reason}", "request_id": request_id}
+    return JSONResponse(body, status_code=503, headers={"X-Request-ID": request_id})
 
 
 def run_service(
