@@ -394,7 +394,13 @@ def test_a_model_that_raises_is_a_500_counted_for_its_variant(registry):
     holder._current = Deployment(ok, LoadedModel(Broken(None, "9"), "9", "challenger"), 1.0)  # all traffic
     http = TestClient(create_app(holder), raise_server_exceptions=False)
     response = http.post("/predict", json=GOOD)
-    assert response.status_code == 500 and response.json()["detail"] == "internal error"
+    assert response.status_code == 500
+    assert response.json() | {"request_id": ""} == {
+        "detail": "the model failed on this request",
+        "request_id": "",
+        "model_version": "9",
+        "variant": "challenger",
+    }
     samples = metric_samples(http.get("/metrics").text)
     assert value(samples, "taxi_predict_requests_total", variant="challenger", version="9", outcome="error") == 1
     assert value(samples, "taxi_http_errors_total", route="/predict", status="500") == 1

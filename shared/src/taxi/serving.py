@@ -216,10 +216,12 @@ def create_app(
         start = time.perf_counter()
         try:
             predictions = await run_in_threadpool(predict_frame, served.model, trips_to_frame(trips))
-        except Exception:
+        except Exception:  # answered here, not re-raised: uvicorn drops the keep-alive connection on a raised error
+            log.exception("model %s (%s) failed on request %s", served.version, served.variant, request_id)
             if metrics is not None:
                 metrics.observe_predict_error(served.variant, served.version)
-            raise
+            body = {"detail": "the model failed on this request", "request_id": request_id}
+            return JSONResponse(body | {"model_version": served.version, "variant": served.variant}, status_code=500)
         if metrics is not None:
             metrics.observe_predictions(served.variant, served.version, predictions, time.perf_counter() - start)
         return PredictResponse(
