@@ -5,7 +5,7 @@ import json
 
 import yaml
 
-from level2.stages.common import md5_of, params_hash
+from taxi.pipeline.common import md5_of, params_hash
 
 ALL_STAGES = ("ingest", "validate", "prepare", "train", "evaluate", "register")
 

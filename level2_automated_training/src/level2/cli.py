@@ -1,6 +1,10 @@
 """`level2`: pipeline stages (run by DVC), repro, release / rollback, serve, smoke, schedule, status.
 
 The library functions raise named errors; only these commands turn them into one red line and exit 1.
+
+The stage commands (`level2 stage NAME`, run by dvc.yaml) come from the shared package, which levels 3 and 4
+reuse too: see `taxi.pipeline`, one module a stage, for what each reads, does and writes. This level wires
+them: dvc.yaml (paths), params.yaml (parameters) and its settings (tracking URI, experiment, model name).
 """
 
 from __future__ import annotations
@@ -8,23 +12,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
 from level2.settings import Settings, load_settings
+from taxi.pipeline import stage_cli
 from taxi.settings import SettingsError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-stage_app = typer.Typer(
-    help="Run one pipeline stage. dvc.yaml calls these with the stage's deps and outs as arguments: "
-    "run `dvc repro` (or `level2 repro`) rather than calling them by hand.",
-    no_args_is_help=True,
-)
-app.add_typer(stage_app, name="stage")
+app.add_typer(stage_cli(load_settings), name="stage")
 
-In = Annotated[Path, typer.Option(exists=True, help="input (a dep in dvc.yaml)")]
-Out = Annotated[Path, typer.Option(help="output (an out in dvc.yaml)")]
 REGISTERED = Path("reports/registered.json")
 
 
@@ -49,102 +47,27 @@ def _client():
     return settings, MlflowClient()
 
 
-# ---- the pipeline's stages (dvc.yaml) ----
-
-
-def _params() -> dict[str, Any]:
-    from level2.stages.common import StageError, load_params
-
-    try:
-        return load_params(_settings().params_file)
-    except StageError as exc:
-        _fail(str(exc))
-
-
-def _run_stage(name: str, function, *args, **kwargs) -> None:
-    from level2.stages.common import StageError
-    from taxi.loader import DataSourceError
-    from taxi.validation import DataValidationError
-
-    try:
-        function(*args, **kwargs)
-    except (StageError, DataValidationError, DataSourceError) as exc:
-        _fail(f"{name}: {exc}")
-
-
-@stage_app.command("ingest")
-def stage_ingest(out: Out, downloads: Annotated[Path, typer.Option(help="tlc source: fetched files kept here")]):
-    """params.yaml `ingest`: the configured months from the configured source into OUT."""
-    from level2.stages.ingest import ingest
-
-    _run_stage("ingest", ingest, _params()["ingest"], out, downloads)
-
-
-@stage_app.command("validate")
-def stage_validate(raw: In, out: Out, report: Out) -> None:
-    """Validate each month of RAW into OUT; row counts to REPORT. A broken month stops the pipeline."""
-    from level2.stages.common import months_of
-    from level2.stages.validate import validate
-
-    _run_stage("validate", validate, raw, out, report, months_of(_params()["ingest"]))
-
-
-@stage_app.command("prepare")
-def stage_prepare(validated: In, out: Out) -> None:
-    """Validated months -> OUT/train.parquet + OUT/test.parquet (params.yaml `prepare.test_months` held out)."""
-    from level2.stages.common import months_of
-    from level2.stages.prepare import prepare
-
-    params = _params()
-    _run_stage("prepare", prepare, validated, out, months_of(params["ingest"]), int(params["prepare"]["test_months"]))
-
-
-@stage_app.command("train")
-def stage_train(data: In, model: Out, run: Out) -> None:
-    """Fit on DATA (params.yaml `train`), save MODEL, record the MLflow run in RUN."""
-    from level2.stages.train import train
-
-    settings = _settings()
-    _run_stage(
-        "train", train, data, model, run, _params(), tracking_uri=settings.tracking_uri, experiment=settings.experiment
-    )
-
-
-@stage_app.command("evaluate")
-def stage_evaluate(model: In, run: In, data: In, reports: Out) -> None:
-    """Score MODEL on DATA; metrics, slices and plots to REPORTS, logged to the MLflow run in RUN."""
-    from level2.stages.evaluate import evaluate
-
-    _run_stage("evaluate", evaluate, model, run, data, reports, tracking_uri=_settings().tracking_uri)
-
-
-@stage_app.command("register")
-def stage_register(run: In, metrics: In, out: Out) -> None:
-    """Register the model of RUN in the MLflow Model Registry; OUT names the version."""
-    from level2.stages.register import register
-
-    settings = _settings()
-    _run_stage(
-        "register", register, run, metrics, out, model_name=settings.model_name, tracking_uri=settings.tracking_uri
-    )
-
-
 # ---- running the pipeline, releasing, serving ----
 
 
 @app.command()
 def repro(push: Annotated[bool, typer.Option(help="dvc push afterwards")] = True) -> None:
     """`dvc repro` (only the stages whose deps or params changed), then `dvc push` to the DVC remote."""
-    from level2 import tools
+    from taxi.pipeline import tools
 
+    before = _registered()
     try:
-        tools.stream(["dvc", "repro"], echo=typer.echo)
-        if push:
-            tools.run(["dvc", "push", "-q"])
-            remote = tools.run(["dvc", "remote", "default"]).stdout.strip()
-            typer.echo(f"dvc push: data and model stored in the DVC remote '{remote}' (`dvc remote list`)")
+        tools.repro(push=push, echo=typer.echo)
     except tools.ToolError as exc:
         _fail(str(exc))
+    after = _registered()
+    if after and after != before and after["new"]:  # releasing is a human decision at this level
+        typer.echo(f"release it with `make release VERSION={after['version']}` (`make status` compares versions)")
+
+
+def _registered() -> dict | None:
+    """What the register stage wrote last (reports/registered.json), or None before any run."""
+    return json.loads(REGISTERED.read_text()) if REGISTERED.exists() else None
 
 
 def _registered_version(path: Path) -> str:
@@ -278,7 +201,7 @@ def experiment() -> None:
 @app.command()
 def mlflow_ui(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5002) -> None:
     """The MLflow UI over LEVEL2_TRACKING_URI (a tracking server has its own UI: its address is printed)."""
-    from level2 import tools
+    from taxi.pipeline import tools
 
     uri = _settings().tracking_uri
     if uri.startswith(("http://", "https://")):
@@ -292,7 +215,7 @@ def mlflow_ui(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 500
 @app.command()
 def init_git() -> None:
     """A DVC project lives in a git repository: initialise one here unless this folder is already in one."""
-    from level2 import tools
+    from taxi.pipeline import tools
 
     if tools.run(["git", "rev-parse", "--git-dir"], check=False).returncode == 0:
         return

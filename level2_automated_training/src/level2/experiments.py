@@ -15,8 +15,8 @@ from pathlib import Path
 
 import mlflow
 
-from level2 import tools
 from level2.settings import Settings
+from taxi.pipeline import tools
 
 SWEEP = {"train.learning_rate": ["0.05", "0.2"], "train.max_leaf_nodes": ["63"]}
 

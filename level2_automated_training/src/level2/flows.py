@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from prefect import flow, get_run_logger, task
 from ruamel.yaml import YAML
 
-from level2 import tools
+from taxi.pipeline import tools
 
 
 def set_param(params_file: Path, dotted: str, value: Any) -> None:

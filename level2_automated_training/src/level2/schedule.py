@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from level2 import tools
+from taxi.pipeline import tools
 from taxi.smoke import SmokeTestFailed, port_in_use, wait_until_healthy
 
 

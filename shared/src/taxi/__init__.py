@@ -4,6 +4,7 @@ Data and model (no MLOps tool imported): ``zones``, ``generator``, ``loader``, `
 ``months``, ``model``, ``trip`` (the pydantic request model of every API), ``smoke``, ``settings``.
 
 Tool glue that several levels share, each behind an extra so a level installs only what it uses:
-``serving`` (FastAPI core; extra ``taxi-shared[serving]``) and ``tracking`` (MLflow glue; extra
-``taxi-shared[tracking]``). Nothing here does work at import time.
+``serving`` (FastAPI core; extra ``taxi-shared[serving]``), ``tracking`` (MLflow glue; extra
+``taxi-shared[tracking]``), ``certification`` (extra ``taxi-shared[certification]``) and ``pipeline`` (the
+DVC training stages and their CLI; extra ``taxi-shared[pipeline]``). Nothing here does work at import time.
 """

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from level2.stages.common import months_of
 from taxi.loader import load_month, tlc_filename, write_parquet
+from taxi.pipeline.common import months_of
 
 
 def ingest(params: dict[str, Any], out: Path, downloads: Path) -> list[Path]:

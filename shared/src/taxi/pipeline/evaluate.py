@@ -9,8 +9,8 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from level2.stages.common import read_split, write_json
 from taxi.model import evaluate as model_metrics
+from taxi.pipeline.common import read_split, write_json
 from taxi.tracking import load_pipeline
 
 

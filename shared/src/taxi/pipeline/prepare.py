@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from level2.stages.common import StageError
 from taxi.loader import tlc_filename, write_parquet
 from taxi.model import TARGET, prepare_trips
+from taxi.pipeline.common import StageError
 
 
 def split_months(months: list[str], test_months: int) -> tuple[list[str], list[str]]:

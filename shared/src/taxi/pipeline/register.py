@@ -13,7 +13,7 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 
-from level2.stages.common import write_json
+from taxi.pipeline.common import write_json
 
 
 def register(run: Path, metrics: Path, out: Path, *, model_name: str, tracking_uri: str) -> dict[str, Any]:
@@ -31,8 +31,7 @@ def register(run: Path, metrics: Path, out: Path, *, model_name: str, tracking_u
         tags = {k: record[k] for k in ("git_commit", "data_md5", "params_hash", "train_months", "data_source")}
         tags |= {"rmse": f"{scores['rmse']:.4f}", "mae": f"{scores['mae']:.4f}"}
         version = mlflow.register_model(record["model_uri"], model_name, tags=tags)
-        print(f"register: {model_name} version {version.version} (RMSE {scores['rmse']:.3f}); release it with "
-              f"`make release VERSION={version.version}`")  # fmt: skip
+        print(f"register: {model_name} version {version.version} (RMSE {scores['rmse']:.3f})")
     registered = {"name": model_name, "version": int(version.version), "new": new}
     registered |= {"run_id": record["run_id"], "model_uri": record["model_uri"]}
     write_json(out, registered)

@@ -1,7 +1,11 @@
 """Running this environment's command-line tools (dvc, git, mlflow, prefect) from Python.
 
 The tools come from the bin folder of the running interpreter, and so do the stage commands DVC runs
-(`level2 stage ...`): `level2 repro` works whether or not the environment is activated.
+(`levelN stage ...`): a level's `repro` command works whether or not the environment is activated.
+
+    from taxi.pipeline.tools import ToolError, dvc, repro, run, stream
+    repro(echo=typer.echo)              # dvc repro (output streamed), then dvc push
+    dvc("exp", "show", "--no-pager")    # any dvc command, output captured; ToolError when it fails
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ def run(cmd: Sequence[str], cwd: Path | None = None, check: bool = True) -> subp
     return done
 
 
+def dvc(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """``run(["dvc", *args])``: a DVC command, output captured; ToolError on failure when ``check``."""
+    return run(["dvc", *args], cwd=cwd, check=check)
+
+
 def is_noise(line: str) -> bool:
     return not line.strip() or any(marker in line for marker in DVC_NOISE)
 
@@ -67,3 +76,14 @@ def stream(cmd: Sequence[str], cwd: Path | None = None, echo: Callable[[str], No
     if process.returncode != 0:
         raise ToolError(f"{' '.join(cmd[:3])} failed (exit {process.returncode})")
     return "".join(lines)
+
+
+def repro(push: bool = True, cwd: Path | None = None, echo: Callable[[str], None] = print) -> str:
+    """`dvc repro` (only the stages whose deps or params changed; its output shown as it comes), then, when
+    ``push``, `dvc push` to the default DVC remote. Returns repro's output; ToolError when a step fails."""
+    output = stream(["dvc", "repro"], cwd=cwd, echo=echo)
+    if push:
+        dvc("push", "-q", cwd=cwd)
+        remote = dvc("remote", "default", cwd=cwd).stdout.strip()
+        echo(f"dvc push: data and model stored in the DVC remote '{remote}' (`dvc remote list`)")
+    return output

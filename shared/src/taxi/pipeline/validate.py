@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from level2.stages.common import write_json
 from taxi.loader import tlc_filename, write_parquet
+from taxi.pipeline.common import write_json
 from taxi.validation import validate_file
 
 

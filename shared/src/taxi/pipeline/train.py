@@ -8,9 +8,9 @@ from typing import Any
 
 import mlflow
 
-from level2.stages.common import git_commit, md5_of, months_of, params_hash, read_split, write_json
-from level2.stages.prepare import split_months
 from taxi.model import build_trip_pipeline
+from taxi.pipeline.common import git_commit, md5_of, months_of, params_hash, read_split, write_json
+from taxi.pipeline.prepare import split_months
 from taxi.tracking import log_trip_model, save_pipeline
 
 

@@ -1,0 +1,30 @@
+"""The training pipeline as DVC stages: ingest -> validate -> prepare -> train -> evaluate -> register.
+Shared by the levels that train with DVC and MLflow (2, 3, 4); extra ``taxi-shared[pipeline]``.
+
+One module a stage, each a function with explicit inputs and outputs (paths and params as arguments), so a
+test can call it without DVC:
+
+- ``ingest.ingest(params, out, downloads)``: params.yaml `ingest` (source, months, scenario, rows, seed) ->
+  one parquet file a month in ``out``;
+- ``validate.validate(raw, out, report, months)``: structurally broken months stop the pipeline
+  (taxi.validation.DataValidationError); dirty rows are counted in ``report``;
+- ``prepare.prepare(validated, out, months, test_months)``: train.parquet / test.parquet, the last months
+  held out;
+- ``train.train(data, model_out, run_out, params, *, tracking_uri, experiment)``: fit the raw-trip pipeline,
+  save it, log an MLflow run with the model and its lineage (git commit, DVC data hash, params hash);
+- ``evaluate.evaluate(model, run, data, reports, *, tracking_uri)``: metrics overall and per borough, plots,
+  logged to the same run;
+- ``register.register(run, metrics, out, *, model_name, tracking_uri)``: a version in the MLflow Model
+  Registry with lineage and metrics tags (not twice for the same run).
+
+A level runs them as commands: ``app.add_typer(stage_cli(load_settings), name="stage")`` in its CLI, and its
+own dvc.yaml calls `levelN stage NAME` with the stage's deps and outs as options (e.g. `--raw data/raw
+--out data/validated`), listing these modules as the stages' code dependencies. ``tools`` runs dvc, git,
+mlflow and prefect from the environment (``tools.repro``: dvc repro + dvc push). Nothing here does work at
+import time.
+"""
+
+from taxi.pipeline.cli import PipelineSettings, stage_cli
+from taxi.pipeline.common import StageError
+
+__all__ = ["PipelineSettings", "StageError", "stage_cli"]

@@ -1,0 +1,120 @@
+"""The stage commands DVC runs: ``stage_cli(load_settings)`` builds them for a level, which mounts them.
+
+    from taxi.pipeline import stage_cli
+    app.add_typer(stage_cli(load_settings), name="stage")   # levelN stage ingest|validate|...|register
+
+Each command takes the stage's paths as options (dvc.yaml passes its deps and outs), reads params.yaml
+(``settings.params_file``) for the rest, and calls the stage function. The stage functions raise named
+errors; only these commands turn them into one red line and exit 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Protocol
+
+import typer
+
+from taxi.settings import SettingsError
+
+
+class PipelineSettings(Protocol):
+    """What the stages need from a level's settings (pydantic-settings fields of the same names)."""
+
+    tracking_uri: str  # MLflow tracking URI: train and evaluate log there, register registers there
+    experiment: str  # the MLflow experiment of the training runs
+    model_name: str  # the registered model register adds versions to
+    params_file: Path  # params.yaml: the pipeline's parameters (ingest, prepare, train)
+
+
+In = Annotated[Path, typer.Option(exists=True, help="input (a dep in dvc.yaml)")]
+Out = Annotated[Path, typer.Option(help="output (an out in dvc.yaml)")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
+    """The typer sub-app with the six stage commands, each reading the level's settings with ``load_settings``
+    (a taxi.settings.SettingsError it raises becomes one red line)."""
+    app = typer.Typer(
+        help="Run one pipeline stage. dvc.yaml calls these with the stage's deps and outs as arguments: "
+        "run `dvc repro` rather than calling them by hand.",
+        no_args_is_help=True,
+    )
+
+    def settings() -> PipelineSettings:
+        try:
+            return load_settings()
+        except SettingsError as exc:
+            _fail(str(exc))
+
+    def params() -> dict[str, Any]:
+        from taxi.pipeline.common import StageError, load_params
+
+        try:
+            return load_params(settings().params_file)
+        except StageError as exc:
+            _fail(str(exc))
+
+    def run_stage(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        from taxi.loader import DataSourceError
+        from taxi.pipeline.common import StageError
+        from taxi.validation import DataValidationError
+
+        try:
+            function(*args, **kwargs)
+        except (StageError, DataValidationError, DataSourceError) as exc:
+            _fail(f"{name}: {exc}")
+
+    @app.command("ingest")
+    def stage_ingest(out: Out, downloads: Annotated[Path, typer.Option(help="tlc source: fetched files kept here")]):
+        """params.yaml `ingest`: the configured months from the configured source into OUT."""
+        from taxi.pipeline.ingest import ingest
+
+        run_stage("ingest", ingest, params()["ingest"], out, downloads)
+
+    @app.command("validate")
+    def stage_validate(raw: In, out: Out, report: Out) -> None:
+        """Validate each month of RAW into OUT; row counts to REPORT. A broken month stops the pipeline."""
+        from taxi.pipeline.common import months_of
+        from taxi.pipeline.validate import validate
+
+        run_stage("validate", validate, raw, out, report, months_of(params()["ingest"]))
+
+    @app.command("prepare")
+    def stage_prepare(validated: In, out: Out) -> None:
+        """Validated months -> OUT/train.parquet + OUT/test.parquet (params.yaml `prepare.test_months` held out)."""
+        from taxi.pipeline.common import months_of
+        from taxi.pipeline.prepare import prepare
+
+        p = params()
+        run_stage("prepare", prepare, validated, out, months_of(p["ingest"]), int(p["prepare"]["test_months"]))
+
+    @app.command("train")
+    def stage_train(data: In, model: Out, run: Out) -> None:
+        """Fit on DATA (params.yaml `train`), save MODEL, record the MLflow run in RUN."""
+        from taxi.pipeline.train import train
+
+        s = settings()
+        run_stage("train", train, data, model, run, params(), tracking_uri=s.tracking_uri, experiment=s.experiment)
+
+    @app.command("evaluate")
+    def stage_evaluate(model: In, run: In, data: In, reports: Out) -> None:
+        """Score MODEL on DATA; metrics, slices and plots to REPORTS, logged to the MLflow run in RUN."""
+        from taxi.pipeline.evaluate import evaluate
+
+        run_stage("evaluate", evaluate, model, run, data, reports, tracking_uri=settings().tracking_uri)
+
+    @app.command("register")
+    def stage_register(run: In, metrics: In, out: Out) -> None:
+        """Register the model of RUN in the MLflow Model Registry; OUT names the version."""
+        from taxi.pipeline.register import register
+
+        s = settings()
+        run_stage("register", register, run, metrics, out, model_name=s.model_name, tracking_uri=s.tracking_uri)
+
+    return app
