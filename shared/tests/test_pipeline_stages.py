@@ -40,9 +40,16 @@ MONTHS = months_of(PARAMS["ingest"])
 
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory):
-    """The six stages in order, each given the paths dvc.yaml gives it."""
+    """The six stages in order, each given the paths dvc.yaml gives it (run inside the temporary folder, as
+    DVC runs them inside the level's: MLflow keeps a sqlite store's artifacts in ./mlruns)."""
     root = tmp_path_factory.mktemp("stages")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        yield _run_stages(root, uri)
+
+
+def _run_stages(root: Path, uri: str):
     ingest(PARAMS["ingest"], root / "raw", root / "downloads")
     validate(root / "raw", root / "validated", root / "reports" / "validation.json", MONTHS)
     prepare(root / "validated", root / "prepared", MONTHS, PARAMS["prepare"]["test_months"])
@@ -150,7 +157,9 @@ def test_the_stage_command_turns_a_stage_error_into_one_line(stages, tmp_path):
     root, uri, _ = stages
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "prepare": {"test_months": 5}}))
     app = _app(FakeSettings(uri, tmp_path / "params.yaml"))
-    done = CliRunner().invoke(app, ["stage", "prepare", "--validated", str(root / "validated"), "--out", "out"])
+    done = CliRunner().invoke(
+        app, ["stage", "prepare", "--validated", str(root / "validated"), "--out", str(tmp_path / "out")]
+    )
     assert done.exit_code == 1
     assert done.stderr.strip() == "prepare: test_months must be between 1 and 2; got 5"
     assert done.stdout == ""  # nothing but the one line, no traceback
@@ -158,7 +167,8 @@ def test_the_stage_command_turns_a_stage_error_into_one_line(stages, tmp_path):
 
 def test_missing_params_or_bad_settings_are_one_line_too(tmp_path):
     missing = _app(FakeSettings("sqlite://", tmp_path / "params.yaml"))
-    done = CliRunner().invoke(missing, ["stage", "ingest", "--out", "raw", "--downloads", "downloads"])
+    raw, downloads = str(tmp_path / "raw"), str(tmp_path / "downloads")
+    done = CliRunner().invoke(missing, ["stage", "ingest", "--out", raw, "--downloads", downloads])
     assert done.exit_code == 1 and "params.yaml not found" in done.stderr
 
     def broken() -> FakeSettings:
@@ -166,5 +176,5 @@ def test_missing_params_or_bad_settings_are_one_line_too(tmp_path):
 
     app = typer.Typer()
     app.add_typer(stage_cli(broken), name="stage")
-    done = CliRunner().invoke(app, ["stage", "ingest", "--out", "raw", "--downloads", "downloads"])
+    done = CliRunner().invoke(app, ["stage", "ingest", "--out", raw, "--downloads", downloads])
     assert done.exit_code == 1 and done.stderr.strip() == "invalid setting: LEVELN_TRACKING_URI: Field required"
