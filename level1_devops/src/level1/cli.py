@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from level1.settings import Settings, load_settings
+from level1.settings import load_settings
+from taxi.console import fail, settings_or_fail
 from taxi.model import format_metrics
-from taxi.settings import SettingsError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -22,18 +22,6 @@ DEFAULT_IMAGE = "level1-devops:latest"
 DEFAULT_CONTAINER = "level1-devops-run"
 Port = Annotated[int, typer.Option(help="port on 127.0.0.1")]
 ImageTag = Annotated[str, typer.Option("--image", "--tag", help="image tag")]
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
 
 
 @app.command()
@@ -45,14 +33,14 @@ def ingest(
     """Gather the configured months into data/raw/ (idempotent, validated). A rejected month exits 1."""
     from level1.ingest import ingest as run
 
-    settings = _settings()
+    settings = settings_or_fail(load_settings)
     typer.echo(f"ingesting {len(settings.month_list)} month(s) from {settings.source} into {settings.raw_dir}/")
     result = run(settings, echo=typer.echo)
     typer.echo(
         f"done: {len(result.ingested)} ingested, {len(result.skipped)} already there, {len(result.rejected)} rejected"
     )
     if result.rejected and not allow_partial:
-        _fail(
+        fail(
             f"ingest incomplete: {', '.join(result.rejected)} rejected (reasons in {settings.raw_dir / 'rejected'}/); "
             "pass --allow-partial to accept the months that were ingested"
         )
@@ -65,9 +53,9 @@ def train() -> None:
     from level1.train import train as run
 
     try:
-        result = run(_settings())
+        result = run(settings_or_fail(load_settings))
     except TrainingDataError as exc:
-        _fail(f"cannot train: {exc}")
+        fail(f"cannot train: {exc}")
     meta = result.metadata
     typer.echo(
         f"trained on {', '.join(meta['train_months'])} ({meta['train_rows']} trips), tested on {meta['test_month']}:"
@@ -86,11 +74,11 @@ def handoff() -> None:
     from level1.handoff import NoModelError
     from level1.handoff import handoff as run
 
-    settings = _settings()
+    settings = settings_or_fail(load_settings)
     try:
         path = run(settings)
     except NoModelError as exc:
-        _fail(f"cannot hand off: {exc}")
+        fail(f"cannot hand off: {exc}")
     typer.echo(f"handed off {settings.model_dir}/model.pkl -> {path} (the service and the image load it from there)")
 
 
@@ -103,7 +91,7 @@ def serve(
     from level1.service import ModelFileError, create_app
     from taxi.serving import run_service
 
-    settings = _settings()
+    settings = settings_or_fail(load_settings)
     raise typer.Exit(run_service(lambda: create_app(settings), host, port, (ModelFileError,)))
 
 
@@ -131,14 +119,14 @@ def image(
         typer.secho(f"SKIPPED - {why}: the release check serves with uvicorn directly", fg=typer.colors.YELLOW)
         return
     if not available:
-        _fail(f"cannot build the image: {why}")
+        fail(f"cannot build the image: {why}")
     try:
-        stage_context(context, _settings().handoff_dir)
+        stage_context(context, settings_or_fail(load_settings).handoff_dir)
         typer.echo(f"staged {context}/: Dockerfile, requirements.lock.txt (exported from uv.lock), shared/, level/, "
                    "handoff/")  # fmt: skip
         built = build_image(context, tag)
     except ImageError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"built {tag} ({image_size_mb(built):.0f} MB)")
 
 
@@ -155,7 +143,7 @@ def container_smoke(
     try:
         run(docker_client(), image, port, name, echo=typer.echo)
     except ImageError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo("release check passed")
 
 
@@ -182,9 +170,9 @@ def release_check(
 @app.command()
 def model_info() -> None:
     """Print the handed-off model's metadata."""
-    metadata = _settings().model_path.with_suffix(".json")
+    metadata = settings_or_fail(load_settings).model_path.with_suffix(".json")
     if not metadata.exists():
-        _fail(f"no model metadata at {metadata}: run `make train handoff` first")
+        fail(f"no model metadata at {metadata}: run `make train handoff` first")
     typer.echo(metadata.read_text())
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from level2.settings import Settings, load_settings
+from level2.settings import load_settings
+from taxi.console import fail, settings_or_fail
 from taxi.pipeline import stage_cli
-from taxi.settings import SettingsError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(stage_cli(load_settings), name="stage")
@@ -26,23 +26,11 @@ app.add_typer(stage_cli(load_settings), name="stage")
 REGISTERED = Path("reports/registered.json")
 
 
-def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-
-
 def _client():
     import mlflow
     from mlflow import MlflowClient
 
-    settings = _settings()
+    settings = settings_or_fail(load_settings)
     mlflow.set_tracking_uri(settings.tracking_uri)
     return settings, MlflowClient()
 
@@ -59,7 +47,7 @@ def repro(push: Annotated[bool, typer.Option(help="dvc push afterwards")] = True
     try:
         tools.repro(push=push, echo=typer.echo)
     except tools.ToolError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     after = _registered()
     if after and after != before and after["new"]:  # releasing is a human decision at this level
         typer.echo(f"release it with `make release VERSION={after['version']}` (`make status` compares versions)")
@@ -72,7 +60,7 @@ def _registered() -> dict | None:
 
 def _registered_version(path: Path) -> str:
     if not path.exists():
-        _fail(f"{path} not found: run the pipeline first (`make repro`)")
+        fail(f"{path} not found: run the pipeline first (`make repro`)")
     return str(json.loads(path.read_text())["version"])
 
 
@@ -86,12 +74,12 @@ def release(
     from taxi.tracking import RegistryError
 
     if (version is None) == (not latest):
-        _fail("name one version: `level2 release N` (`make release VERSION=N`; see `make status`) or --latest")
+        fail("name one version: `level2 release N` (`make release VERSION=N`; see `make status`) or --latest")
     settings, client = _client()
     try:
         done = run(client, settings.model_name, version or _registered_version(REGISTERED), settings.serving_alias)
     except RegistryError as exc:
-        _fail(f"release refused: {exc}; production is unchanged")
+        fail(f"release refused: {exc}; production is unchanged")
     typer.echo(f"released:\n{done.describe()}")
     typer.echo("a running service picks it up when restarted (`make serve`); hot reload comes in level 3")
 
@@ -122,7 +110,7 @@ def rollback() -> None:
     try:
         done = run(client, settings.model_name, settings.serving_alias)
     except RegistryError as exc:
-        _fail(f"rollback refused: {exc}")
+        fail(f"rollback refused: {exc}")
     typer.echo(f"rolled back:\n{done.describe()}")
 
 
@@ -157,7 +145,7 @@ def serve(
     from taxi.serving import run_service
     from taxi.tracking import RegistryError
 
-    settings = _settings()
+    settings = settings_or_fail(load_settings)
     raise typer.Exit(run_service(lambda: create_app(settings), host, port, (RegistryError,)))
 
 
@@ -179,12 +167,12 @@ def schedule(
     """Serve the training flow as a Prefect deployment on the configured cron schedule (Ctrl-C stops)."""
     from level2.schedule import PrefectServerError, serve_training
 
-    settings = _settings()
+    settings = settings_or_fail(load_settings)
     home = Path(os.environ.get("PREFECT_HOME", ".prefect")).resolve()
     try:
         serve_training(settings.schedule_cron, Path.cwd(), prefect_port, home, echo=typer.echo)
     except PrefectServerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @app.command()
@@ -193,9 +181,9 @@ def experiment() -> None:
     from level2.experiments import ExperimentError, sweep
 
     try:
-        sweep(_settings(), echo=typer.echo)
+        sweep(settings_or_fail(load_settings), echo=typer.echo)
     except ExperimentError as exc:
-        _fail(f"experiment refused: {exc}")
+        fail(f"experiment refused: {exc}")
 
 
 @app.command()
@@ -203,7 +191,7 @@ def mlflow_ui(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 500
     """The MLflow UI over LEVEL2_TRACKING_URI (a tracking server has its own UI: its address is printed)."""
     from taxi.pipeline import tools
 
-    uri = _settings().tracking_uri
+    uri = settings_or_fail(load_settings).tracking_uri
     if uri.startswith(("http://", "https://")):
         typer.echo(f"the tracking server has its own UI: open {uri}")
         return

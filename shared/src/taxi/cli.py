@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import pandas as pd
 import typer
 from rich.progress import track
 
 from taxi import generator, loader
+from taxi.console import fail
 from taxi.loader import DataSourceError
 from taxi.model import build_model, evaluate, format_metrics, prepare
 from taxi.months import month_range, parse_month
@@ -21,11 +22,6 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pret
 Month = Annotated[str, typer.Option(help="first month, YYYY-MM")]
 Months = Annotated[int, typer.Option(min=1, help="how many consecutive months")]
 Scenario = Annotated[str, typer.Option(help=f"one of: {', '.join(generator.SCENARIOS)}")]
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 def _check_month(month: str, option: str = "--month") -> None:
@@ -79,7 +75,7 @@ def fetch(
         try:
             path = loader.fetch_month(m, out, base_url=base_url)
         except DataSourceError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         typer.echo(f"fetched {path}")
 
 
@@ -124,9 +120,9 @@ def baseline(
     _check_month(train_month, "--train-month")
     _check_month(test_month, "--test-month")
     if source not in loader.SOURCES:
-        _fail(f"--source must be one of: {', '.join(loader.SOURCES)}; got {source!r}")
+        fail(f"--source must be one of: {', '.join(loader.SOURCES)}; got {source!r}")
     if scenario not in generator.SCENARIOS:
-        _fail(f"--scenario must be one of: {', '.join(generator.SCENARIOS)}; got {scenario!r}")
+        fail(f"--scenario must be one of: {', '.join(generator.SCENARIOS)}; got {scenario!r}")
     wanted = month_range(train_month, train_months)
     with tempfile.TemporaryDirectory() as cache:  # each tlc month is fetched once, nothing is kept
 
@@ -136,7 +132,7 @@ def baseline(
                     month, source=source, scenario=scenario, rows=rows, base_url=base_url, cache_dir=cache
                 )
             except (DataSourceError, DataValidationError) as exc:
-                _fail(str(exc))
+                fail(str(exc))
 
         train = pd.concat([load(m) for m in wanted], ignore_index=True)
         test = load(test_month)

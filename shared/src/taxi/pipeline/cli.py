@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Protocol
+from typing import Annotated, Any, Protocol
 
 import typer
 
-from taxi.settings import SettingsError
+from taxi.console import fail, settings_or_fail
 
 
 class PipelineSettings(Protocol):
@@ -32,11 +32,6 @@ In = Annotated[Path, typer.Option(exists=True, help="input (a dep in dvc.yaml)")
 Out = Annotated[Path, typer.Option(help="output (an out in dvc.yaml)")]
 
 
-def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
-
-
 def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
     """The typer sub-app with the six stage commands, each reading the level's settings with ``load_settings``
     (a taxi.settings.SettingsError it raises becomes one red line)."""
@@ -47,10 +42,7 @@ def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
     )
 
     def settings() -> PipelineSettings:
-        try:
-            return load_settings()
-        except SettingsError as exc:
-            _fail(str(exc))
+        return settings_or_fail(load_settings)
 
     def params() -> dict[str, Any]:
         from taxi.pipeline.common import StageError, load_params
@@ -58,7 +50,7 @@ def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
         try:
             return load_params(settings().params_file)
         except StageError as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
     def run_stage(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         from taxi.loader import DataSourceError
@@ -68,7 +60,7 @@ def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
         try:
             function(*args, **kwargs)
         except (StageError, DataValidationError, DataSourceError) as exc:
-            _fail(f"{name}: {exc}")
+            fail(f"{name}: {exc}")
 
     @app.command("ingest")
     def stage_ingest(out: Out, downloads: Annotated[Path, typer.Option(help="tlc source: fetched files kept here")]):
