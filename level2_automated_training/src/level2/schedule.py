@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from taxi.pipeline import tools
-from taxi.smoke import SmokeTestFailed, port_in_use, wait_until_healthy
+from taxi.smoke import SmokeTestFailed, port_in_use, stop_process, wait_until_healthy
 
 
 class PrefectServerError(RuntimeError):
@@ -61,12 +61,7 @@ def local_prefect_server(port: int, home: Path, timeout: float = 90.0) -> Iterat
             raise PrefectServerError(f"the local Prefect server did not start ({exc}): see {log_path}") from None
         yield api_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
 
 
 def serve_until_interrupted(cron: str, project_dir: Path, echo: Callable[[str], None] = print) -> None:

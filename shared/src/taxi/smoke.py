@@ -115,12 +115,18 @@ def serve_and_smoke(command: list[str], port: int, log_path: Path, echo=print) -
         echo(f"smoke test FAILED: {exc}\n--- last lines of {log_path} ---\n{tail}")
         return 1
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         echo(f"stopped the service (pid {process.pid}; its log: {log_path})")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM a process we started (by its PID, never by name); SIGKILL it if it has not exited in ``timeout``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def main(base_url: str) -> int:
