@@ -7,20 +7,15 @@ test_registry_watch.py runs the same holder against a real sqlite MLflow registr
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -29,7 +24,7 @@ from taxi.hotswap import Deployment, LoadedModel, ModelHolder
 from taxi.inference import predict_frame
 from taxi.model import build_trip_pipeline, prepare_trips
 from taxi.routing import variant_for
-from taxi.serving import create_app
+from taxi.serving import create_app, serve_in_thread
 from taxi.trip import Trip, trips_to_frame
 
 GOOD = {"PULocationID": 74, "DOLocationID": 42, "trip_distance": 1.8, "lpep_pickup_datetime": "2024-03-05T08:15:00"}
@@ -104,27 +99,6 @@ def expected(pipelines) -> dict[str, float]:
     return {version: float(predict_frame(p, frame)[0]) for version, p in pipelines.items()}
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port, in a thread; stopped (lifespan included) on exit."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
-
-
 def metric_samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Prometheus text -> {sample name: [(labels, value)]} (parsing it proves the format)."""
     samples: dict[str, list[tuple[dict[str, str], float]]] = {}
@@ -159,7 +133,7 @@ def test_swaps_under_concurrent_load_fail_no_request(registry, expected):
                 except Exception as exc:
                     errors.append(repr(exc))
 
-    with serving(app) as base_url:
+    with serve_in_thread(app) as base_url:
         threads = [threading.Thread(target=client, args=(base_url, n)) for n in range(8)]
         for t in threads:
             t.start()

@@ -27,12 +27,10 @@ REGISTERED = Path("reports/registered.json")
 
 
 def _client():
-    import mlflow
-    from mlflow import MlflowClient
+    from taxi.tracking import client_for
 
     settings = settings_or_fail(load_settings)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    return settings, MlflowClient()
+    return settings, client_for(settings.tracking_uri)
 
 
 # ---- running the pipeline, releasing, serving ----

@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -294,8 +297,6 @@ def run_service(
     create: Callable[[], FastAPI], host: str, port: int, cannot_start: tuple[type[Exception], ...] = ()
 ) -> int:
     """Build the app and serve it with uvicorn; an expected start-up failure is one clear line, exit 1."""
-    import uvicorn
-
     configure_request_logging()
     try:
         app = create()
@@ -314,3 +315,28 @@ def configure_request_logging(level: int = logging.INFO) -> None:
         log.addHandler(handler)
     log.setLevel(level)
     log.propagate = False
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free port of ``host``, in a thread; yields its base URL and stops it
+    (lifespan included) on exit. For tests and tools that need the real HTTP stack in-process."""
+    sock = socket.socket()
+    sock.bind((host, 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError(f"uvicorn did not start within {timeout:.0f} s")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+        if thread.is_alive():
+            raise RuntimeError("uvicorn did not stop")

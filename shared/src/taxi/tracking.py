@@ -100,6 +100,12 @@ def log_trip_model(pipeline: Any, trips: pd.DataFrame, *, name: str = "model", *
     )
 
 
+def client_for(tracking_uri: str) -> MlflowClient:
+    """Point MLflow at ``tracking_uri`` (runs, registry) and return a client for it."""
+    mlflow.set_tracking_uri(tracking_uri)
+    return MlflowClient()
+
+
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version behind ``name@alias``, or None when the alias is not set."""
     try:

@@ -1,0 +1,251 @@
+"""`level3`: pipeline stages (run by DVC), the CD flow, certification, promotion / rollback, trace, serve, A/B test.
+
+The library functions raise named errors; only these commands turn them into one red line and exit 1.
+
+The stage commands (`level3 stage NAME`, run by dvc.yaml) come from the shared package (`taxi.pipeline`), as
+in level 2. What this level adds is everything after `register`: `level3 cd` takes a candidate through
+certification, staging and a canary to the `champion` alias, or rejects it, and records why.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from level3.settings import load_settings
+from taxi.console import fail, settings_or_fail
+from taxi.pipeline import stage_cli
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(stage_cli(load_settings), name="stage")
+
+
+def _client():
+    from taxi.tracking import client_for
+
+    settings = settings_or_fail(load_settings)
+    return settings, client_for(settings.tracking_uri)
+
+
+def _deployer(via: str):
+    from level3.deploy import Deployer, DeploymentLog
+
+    settings, client = _client()
+    return settings, Deployer(client, settings.model_name, DeploymentLog(settings.deploy_log), via=via)
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["ingest.months=4", "ingest.scenario=data_quality"]`` -> a dict, values read as YAML scalars."""
+    import yaml
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--set takes group.key=value (e.g. ingest.months=4); got {pair!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+# ---- the CD pipeline ----
+
+
+@app.command()
+def cd(
+    version: Annotated[int | None, typer.Option(help="deploy this registered version (default: train one)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="params.yaml override for the training run: group.key=value")
+    ] = None,
+    service_url: Annotated[
+        str | None, typer.Option(help="the running service the canary uses (default: one run by the flow)")
+    ] = None,
+) -> None:
+    """Run the CD flow: train + register (or --version) -> certify -> staging smoke test -> canary -> champion."""
+    from level3.flows import DeploymentError, cd_pipeline
+    from taxi.certification import GateConfigError
+    from taxi.pipeline.tools import ToolError
+    from taxi.tracking import RegistryError
+
+    settings_or_fail(load_settings)
+    try:
+        record = cd_pipeline(project_dir=".", version=version, params=_parse_overrides(set_ or []),
+                             service_url=service_url, via="level3 cd")  # fmt: skip
+    except (DeploymentError, ToolError, RegistryError, GateConfigError) as exc:
+        fail(f"cd: {exc}")
+    typer.echo(json.dumps({k: v for k, v in record.items() if k != "canary"}, indent=2))
+
+
+@app.command()
+def certify(version: Annotated[int, typer.Argument(help="registered version to certify")]) -> None:
+    """Run the certification gates on VERSION against @champion (report logged to its run, tags set)."""
+    from level3.certify import certify_version
+    from taxi.certification import GateConfigError
+    from taxi.pipeline.common import load_params
+    from taxi.tracking import RegistryError
+
+    settings, client = _client()
+    try:
+        result = certify_version(
+            client, settings.model_name, version, load_params(settings.params_file),
+            holdout_dir=settings.holdout_dir, reports_dir=settings.deploy_log.parent / "certification",
+        )  # fmt: skip
+    except (RegistryError, GateConfigError) as exc:
+        fail(f"certify: {exc}")
+    typer.echo(result.summary())
+    typer.echo(f"report: {result.report_path} (and certification/ in the version's MLflow run)")
+
+
+@app.command()
+def promote(
+    version: Annotated[int, typer.Argument(help="a certified version")],
+    reason: Annotated[str, typer.Option(help="why (recorded)")] = "promoted by hand",
+) -> None:
+    """Point @champion at a certified VERSION by hand (the service picks it up); uncertified: refused."""
+    from level3.deploy import PromotionRefused
+    from taxi.tracking import RegistryError
+
+    _, deployer = _deployer("level3 promote")
+    try:
+        event = deployer.promote(version, reason)
+    except (PromotionRefused, RegistryError) as exc:
+        fail(f"promote refused: {exc}")
+    typer.echo(event.describe())
+
+
+@app.command()
+def rollback(reason: Annotated[str, typer.Option(help="why (recorded)")] = "rolled back by hand") -> None:
+    """Return @champion to the champion before it (from the deployment log); a running service swaps back."""
+    from level3.deploy import PromotionRefused
+
+    _, deployer = _deployer("level3 rollback")
+    try:
+        event = deployer.rollback(reason)
+    except PromotionRefused as exc:
+        fail(f"rollback refused: {exc}")
+    typer.echo(event.describe())
+
+
+@app.command()
+def trace(version: Annotated[str, typer.Argument(help="a version number, or an alias such as champion")]) -> None:
+    """The chain behind VERSION: run, params, data hash, dvc.lock, git commit, certification, deployment events."""
+    from level3.deploy import DeploymentLog
+    from level3.trace import trace as chain
+    from taxi.tracking import RegistryError, alias_version
+
+    settings, client = _client()
+    if not version.isdigit():
+        found = alias_version(client, settings.model_name, version)
+        if found is None:
+            fail(f"trace: no version of '{settings.model_name}' has the alias '{version}'")
+        version = str(found.version)
+    try:
+        lines = chain(client, settings.model_name, version, DeploymentLog(settings.deploy_log))
+    except RegistryError as exc:
+        fail(f"trace: {exc}")
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def status() -> None:
+    """Registered versions: certification, aliases, and the last deployment events."""
+    from level3.deploy import DeploymentLog
+
+    settings, client = _client()
+    found = client.search_model_versions(f"name = '{settings.model_name}'")
+    if not found:
+        typer.echo(f"no registered versions of '{settings.model_name}' yet: `make cd` trains and deploys one")
+        return
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client.get_registered_model(settings.model_name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
+    versions = sorted(found, key=lambda v: int(v.version))
+    typer.echo(f"{'version':>7}  {'RMSE':>7}  {'train months':<24} {'certified':<9}  {'failed gates':<24} aliases")
+    for v in versions:
+        t = v.tags
+        typer.echo(
+            f"{v.version:>7}  {t.get('rmse', '?'):>7}  {t.get('train_months', '?'):<24} {t.get('certified', '-'):<9}  "
+            f"{t.get('failed_gates') or '-':<24} {', '.join('@' + a for a in aliases.get(str(v.version), []))}"
+        )
+    events = DeploymentLog(settings.deploy_log).events(settings.model_name)
+    if events:
+        typer.echo(f"last deployment events ({settings.deploy_log}):")
+        for event in events[-6:]:
+            line = event.describe()
+            typer.echo(f"  {line[:157] + '...' if len(line) > 160 else line}")
+
+
+# ---- serving, the A/B test, the demo ----
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to bind (default LEVEL3_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default LEVEL3_PORT)")] = None,
+) -> None:
+    """Serve @champion (+ @challenger on a share of traffic), hot-swapping as the aliases move (docs at /docs)."""
+    from mlflow.exceptions import MlflowException
+
+    from level3.service import create_app
+    from taxi.serving import run_service
+
+    settings = settings_or_fail(load_settings)
+    if not settings.token:
+        typer.echo("no LEVEL3_ADMIN_TOKEN: POST /admin/reload is disabled; new versions arrive by polling")
+    raise typer.Exit(
+        run_service(
+            lambda: create_app(settings), host or settings.host, port or settings.port, (LookupError, MlflowException)
+        )
+    )
+
+
+@app.command("ab-test")
+def ab_test(
+    url: Annotated[str, typer.Option(help="base URL of the running service")] = "http://127.0.0.1:8003",
+    month: Annotated[
+        str, typer.Option(help="the month of trips replayed (synthetic, with true durations)")
+    ] = "2024-05",
+    rows: Annotated[int, typer.Option(help="trips generated for that month")] = 4000,
+    scenario: Annotated[str, typer.Option(help="the generator's scenario for that month")] = "stationary",
+) -> None:
+    """Replay a month through the service's champion/challenger split, join true durations, give a verdict."""
+    from level3.ab_test import ABTestError, run_ab_test
+    from level3.load import ServiceUnavailable
+    from taxi.generator import generate_month
+
+    trips = generate_month(month, rows=rows, scenario=scenario, seed=99)
+    try:
+        result = run_ab_test(url, trips)
+    except (ABTestError, ServiceUnavailable) as exc:
+        fail(f"ab-test: {exc}")
+    typer.echo(result.to_text())
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="the service's port on 127.0.0.1")] = 8003,
+) -> None:
+    """`make run`'s story: v1 champion, serve it, a better v2 via canary under live load, a bad candidate rejected."""
+    from level3.demo import DemoError, run_demo
+
+    try:
+        run_demo(Path.cwd(), settings_or_fail(load_settings), port, echo=typer.echo)
+    except DemoError as exc:
+        fail(f"demo: {exc}")
+
+
+@app.command()
+def init_git() -> None:
+    """DVC versions data beside git: make this folder a git repository unless it is inside one already."""
+    from taxi.pipeline import tools
+
+    inside = tools.run(["git", "rev-parse", "--is-inside-work-tree"], check=False).stdout.strip() == "true"
+    if not inside:
+        tools.run(["git", "init", "-q"])
+        typer.echo("initialised a git repository here (DVC needs one)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
