@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 import taxi.settings
 from taxi.loader import TLC_BASE_URL
 from taxi.months import month_range, parse_month
-from taxi.serving import DEFAULT_MAX_BATCH
+from taxi.trip import DEFAULT_MAX_BATCH
 
 
 class Settings(BaseSettings):

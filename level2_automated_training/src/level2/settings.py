@@ -12,7 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import taxi.settings
-from taxi.serving import DEFAULT_MAX_BATCH
+from taxi.trip import DEFAULT_MAX_BATCH
 
 
 class Settings(BaseSettings):

@@ -23,7 +23,6 @@ from fastapi import FastAPI
 from level3.settings import Settings
 from taxi.hotswap import ModelHolder
 from taxi.registry_watch import registry_holder
-from taxi.serving import DEFAULT_MAX_BATCH
 from taxi.serving import create_app as create_service
 
 # A remote registry that does not answer must fail a poll in seconds, not after MLflow's default retries
@@ -56,7 +55,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     aliases = f"@champion (and @challenger on {holder.challenger_share:.0%} of traffic)"
     return create_service(
         holder,
-        max_batch=settings.max_batch or DEFAULT_MAX_BATCH,
+        max_batch=settings.max_batch,
         title="Trip duration - level 3",
         description=f"Serves models:/{settings.model_name}{aliases}, swapping versions as the registry aliases "
         f"move (polled every {settings.poll_interval:g} s; POST /admin/reload polls now).",

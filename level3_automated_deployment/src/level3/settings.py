@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import taxi.settings
+from taxi.trip import DEFAULT_MAX_BATCH
 
 
 class Settings(BaseSettings):
@@ -29,9 +30,7 @@ class Settings(BaseSettings):
         SecretStr(""), description="bearer token of POST /admin/reload; empty = admin endpoints disabled"
     )
     challenger_share: float = Field(0.2, ge=0, le=1, description="share of traffic the challenger answers")
-    # None: the service core's default (taxi.serving.DEFAULT_MAX_BATCH). Not imported here: the settings are
-    # read by every DVC stage command, which must not pay for importing the web stack.
-    max_batch: int | None = Field(None, ge=1, description="largest batch POST /predict accepts (413 above)")
+    max_batch: int = Field(DEFAULT_MAX_BATCH, ge=1, description="largest batch POST /predict accepts (413 above)")
     deploy_log: Path = Field(Path("reports/deployments.jsonl"), description="every alias transition, one JSON line")
     holdout_dir: Path = Field(Path("data/holdout"), description="the frozen holdout month every candidate is scored on")
 

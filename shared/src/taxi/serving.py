@@ -46,10 +46,9 @@ from taxi.hotswap import Deployment, ModelHolder
 from taxi.inference import predict_frame
 from taxi.model import build_features
 from taxi.service_metrics import CONTENT_TYPE, ServiceMetrics
-from taxi.trip import Trip, trips_to_frame
+from taxi.trip import DEFAULT_MAX_BATCH, Trip, trips_to_frame
 
 log = logging.getLogger("taxi.serving")
-DEFAULT_MAX_BATCH = 1000
 ROUTING_HEADER = "X-Routing-Key"
 _TRIPS = TypeAdapter(list[Trip])
 

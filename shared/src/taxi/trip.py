@@ -13,6 +13,7 @@ from taxi.model import INPUT_COLUMNS
 from taxi.zones import N_ZONES
 
 MAX_TRIP_MILES = 200.0
+DEFAULT_MAX_BATCH = 1000  # trips in one POST /predict (413 above); here so settings need not import the web stack
 NEW_YORK = ZoneInfo("America/New_York")
 EARLIEST, LATEST = datetime(2000, 1, 1), datetime(2100, 1, 1)  # plausible pickups, well inside pandas' range
 
