@@ -1,4 +1,9 @@
-"""Calling a served model: small inputs run on one OpenMP thread (extra: ``taxi-shared[serving]``).
+"""Calling a served model: its compiled fast path when it has one, else the pipeline with small inputs on
+one OpenMP thread (extra: ``taxi-shared[serving]``).
+
+``predict_trips(model, trips)`` is what a service answers with: a model that carries a ``fast_path``
+(``taxi.fast_path.FastTripModel``, compiled and checked when the model was loaded) predicts the validated
+trips directly, without building a DataFrame; any other model gets ``predict_frame`` on ``trips_to_frame``.
 
 HistGradientBoosting predicts with an OpenMP thread pool. For a handful of rows the pool's start-up and
 synchronisation cost dominates, and under CPU contention (several requests at once on two cores) a
@@ -11,11 +16,14 @@ other, and the limit is restored when the call returns.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
+
+from taxi.trip import Trip, trips_to_frame
 
 SINGLE_THREAD_MAX_ROWS = 64
 
@@ -44,3 +52,16 @@ def predict_frame(model: Predictor, frame: pd.DataFrame) -> np.ndarray:
         with _threadpools().limit(limits=1, user_api="openmp"):
             return np.asarray(model.predict(frame), dtype="float64")
     return np.asarray(model.predict(frame), dtype="float64")
+
+
+def fast_path_of(model: Any) -> Any | None:
+    """The model's compiled fast path (``taxi.fast_path.FastTripModel``), or None."""
+    return getattr(model, "fast_path", None)
+
+
+def predict_trips(model: Any, trips: Sequence[Trip]) -> np.ndarray:
+    """The model's predictions for validated trips, in minutes: through its fast path when it has one."""
+    fast = fast_path_of(model)
+    if fast is not None:
+        return fast.predict_trips(trips)
+    return predict_frame(model, trips_to_frame(trips))

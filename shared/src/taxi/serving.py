@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -42,11 +42,12 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from taxi.admin import add_admin_routes
+from taxi.fast_path import fast_path_for
 from taxi.hotswap import Deployment, ModelHolder
-from taxi.inference import predict_frame
+from taxi.inference import fast_path_of, predict_trips
 from taxi.model import build_features
 from taxi.service_metrics import CONTENT_TYPE, ServiceMetrics
-from taxi.trip import DEFAULT_MAX_BATCH, Trip, trips_to_frame
+from taxi.trip import DEFAULT_MAX_BATCH, Trip
 
 log = logging.getLogger("taxi.serving")
 ROUTING_HEADER = "X-Routing-Key"
@@ -60,17 +61,21 @@ class ServedModel(Protocol):
 
 
 class SklearnModel:
-    """A fitted scikit-learn pipeline over ``taxi.model`` features, plus what to say about it."""
+    """A fitted scikit-learn pipeline over ``taxi.model`` features, plus what to say about it.
+
+    ``fast_path`` is the pipeline compiled by ``taxi.fast_path`` (checked against the pipeline when the model
+    is made), or None when it does not compile; ``describe()["serving_path"]`` says which serves and why."""
 
     def __init__(self, pipeline: Any, info: dict[str, Any]):
         self.pipeline = pipeline
         self.info = info
+        self.fast_path, self.serving_path = fast_path_for(pipeline, features=True)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.pipeline.predict(build_features(frame)), dtype="float64")
 
     def describe(self) -> dict[str, Any]:
-        return self.info
+        return {**self.info, "serving_path": self.serving_path}
 
 
 class PredictResponse(BaseModel):
@@ -117,6 +122,82 @@ def parse_trips(payload: Any, max_batch: int) -> tuple[list[Trip] | None, int, l
     return None, 422, [{"loc": ["body"], "msg": msg, "type": "model_type"}]
 
 
+def batch_adapter(max_batch: int) -> TypeAdapter:
+    """Validates a JSON list of 1..``max_batch`` trips straight from the bytes (pydantic parses and checks in
+    one pass, and stops counting at the limit)."""
+    return TypeAdapter(Annotated[list[Trip], Field(min_length=1, max_length=max_batch)])
+
+
+def parse_body(body: bytes, batch: TypeAdapter, max_batch: int) -> tuple[list[Trip] | None, int, list[dict[str, Any]]]:
+    """A request body -> (trips, 200, []) or (None, status, errors).
+
+    A valid body is parsed and validated by pydantic in one pass (``batch``: ``batch_adapter(max_batch)``);
+    a body it refuses is read again with ``json.loads`` and ``parse_trips``, which give the answer a client
+    can act on (413 for too many trips, the empty list, malformed JSON, NaN named by its field)."""
+    head = body.lstrip()[:1]
+    try:
+        if head == b"{":
+            return [Trip.model_validate_json(body)], 200, []
+        if head == b"[":
+            return batch.validate_json(body), 200, []
+    except ValidationError:
+        pass
+    try:
+        payload = json.loads(body)  # NaN/Infinity parse, then fail validation
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return None, 422, [{"loc": ["body"], "msg": f"invalid JSON: {reason}", "type": "json_invalid"}]
+    return parse_trips(payload, max_batch)
+
+
+class RequestLog:
+    """ASGI middleware: gives every HTTP request an id (``X-Request-ID``, or a new one) in ``request.state``
+    and on the response, logs it as one JSON line and counts it in the app's metrics.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs the endpoint in a
+    task group with a streamed response, which costs more than the compiled model's whole prediction."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                existing = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message["headers"] = [*existing, (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - start
+            if log.isEnabledFor(logging.INFO):
+                record = {
+                    "event": "request",
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                }
+                log.info(json.dumps(record))
+            metrics = scope["app"].state.metrics if "app" in scope else None
+            if metrics is not None:
+                template = getattr(scope.get("route"), "path", "unmatched")
+                metrics.observe_request(scope["method"], template, status, seconds)
+
+
 def _request_body_schema(max_batch: int) -> dict[str, Any]:
     trip = Trip.model_json_schema()
     return {
@@ -138,46 +219,25 @@ def create_app(
     description: str = "Predicts trip duration in minutes for NYC green-taxi trips.",
     admin_token: str | None = None,
     metrics: bool = True,
+    model_details: Callable[[Deployment], dict[str, Any]] | None = None,
 ) -> FastAPI:
     """The service for one fixed ``model``, or for a ``ModelHolder`` (hot swap, canary, ``/admin/reload``).
 
     ``app.state.holder`` is what answers (a fixed model is wrapped in ``ModelHolder.fixed``);
     ``app.state.metrics`` is the ``ServiceMetrics`` (None when ``metrics`` is False: no ``/metrics``).
     ``admin_token`` enables ``POST /admin/reload`` on a reloadable holder (see ``taxi.admin``).
+    ``model_details(deployment)`` adds keys to ``/model`` on a hot-swapping service (a level's own facts,
+    e.g. the deployment events of the versions it serves).
     """
     hot = isinstance(model, ModelHolder)
     holder = model if isinstance(model, ModelHolder) else ModelHolder.fixed(model)
     app = FastAPI(title=title, description=description, version="1.0", lifespan=_poller_lifespan(holder))
     app.state.holder = holder
     app.state.max_batch = max_batch
+    batch = batch_adapter(max_batch)
     app.state.metrics = ServiceMetrics(holder) if metrics else None
 
-    @app.middleware("http")
-    async def request_id_and_log(request: Request, call_next):
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        request.state.request_id = request_id
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-        finally:
-            seconds = time.perf_counter() - start
-            record = {
-                "event": "request",
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.url.path,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-            }
-            log.info(json.dumps(record))
-            if request.app.state.metrics is not None:
-                route = request.scope.get("route")
-                template = getattr(route, "path", "unmatched")
-                request.app.state.metrics.observe_request(request.method, template, status, seconds)
-        response.headers["X-Request-ID"] = request_id
-        return response
+    app.add_middleware(RequestLog)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -200,14 +260,7 @@ def create_app(
     )
     async def predict(request: Request):
         request_id = request.state.request_id
-        try:
-            payload = json.loads(await request.body())  # NaN/Infinity parse, then fail validation
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            return _problem(
-                422, [{"loc": ["body"], "msg": f"invalid JSON: {reason}", "type": "json_invalid"}], request_id
-            )
-        trips, status, errors = parse_trips(payload, request.app.state.max_batch)
+        trips, status, errors = parse_body(await request.body(), batch, request.app.state.max_batch)
         if trips is None:
             return _problem(status, errors, request_id)
         deployment: Deployment | None = request.app.state.holder.current  # read once: this request's models
@@ -217,7 +270,10 @@ def create_app(
         metrics: ServiceMetrics | None = request.app.state.metrics
         start = time.perf_counter()
         try:
-            predictions = await run_in_threadpool(predict_frame, served.model, trips_to_frame(trips))
+            if fast_path_of(served.model) is not None:  # microseconds a trip: no thread hop
+                predictions = predict_trips(served.model, trips)
+            else:  # the pipeline: milliseconds, off the event loop
+                predictions = await run_in_threadpool(predict_trips, served.model, trips)
         except Exception:  # answered here, not re-raised: uvicorn drops the keep-alive connection on a raised error
             log.exception("model %s (%s) failed on request %s", served.version, served.variant, request_id)
             if metrics is not None:
@@ -226,12 +282,13 @@ def create_app(
             return JSONResponse(body | {"model_version": served.version, "variant": served.variant}, status_code=500)
         if metrics is not None:
             metrics.observe_predictions(served.variant, served.version, predictions, time.perf_counter() - start)
-        return PredictResponse(
+        answer = PredictResponse(
             predictions=predictions.tolist(),
             model_version=served.version,
             request_id=request_id,
             variant=served.variant if hot else None,
-        )
+        )  # serialised here (pydantic, in Rust) rather than by FastAPI's generic response encoder
+        return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
 
     @app.get(
         "/health",
@@ -257,6 +314,7 @@ def create_app(
             **deployment.champion.describe(),
             "challenger": deployment.challenger.describe() if deployment.challenger else None,
             "hot_swap": holder.describe_status(),
+            **(model_details(deployment) if model_details else {}),
         }
 
     if metrics:

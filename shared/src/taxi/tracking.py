@@ -23,6 +23,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from taxi.fast_path import fast_path_for
 from taxi.model import INPUT_COLUMNS
 
 # Modules whose types a model of ours may contain; anything else found in a model is refused.
@@ -124,13 +125,18 @@ def get_version(client: MlflowClient, name: str, version: str | int) -> ModelVer
 
 
 class RegistryModel:
-    """A registered model version, loaded through the pyfunc flavour (its signature is enforced)."""
+    """A registered model version, loaded through the pyfunc flavour (its signature is enforced).
+
+    ``fast_path``: the scikit-learn pipeline inside, compiled by ``taxi.fast_path`` and checked against it
+    (None when it does not compile or disagrees); services answer with it (``taxi.inference.predict_trips``),
+    ``predict`` stays the pyfunc. ``describe()["serving_path"]`` says which and why."""
 
     def __init__(self, name: str, version: ModelVersion, alias: str | None = None):
         self.name = name
         self.version = version
         self.alias = alias
         self.pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+        self.fast_path, self.serving_path = fast_path_for(self.pyfunc.get_raw_model())
 
     @classmethod
     def from_alias(cls, name: str, alias: str, client: MlflowClient | None = None) -> RegistryModel:
@@ -151,4 +157,5 @@ class RegistryModel:
             "run_id": self.version.run_id,
             "source": self.version.source,
             "tags": dict(self.version.tags),
+            "serving_path": self.serving_path,
         }
