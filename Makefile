@@ -7,8 +7,10 @@ HAVE_UV := $(shell command -v uv 2>/dev/null || python3 -m uv --version 2>/dev/n
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 LEVEL_DIRS := $(sort $(wildcard level[0-4]_*))
 PYTEST_ARGS ?=
+# which `make levelN` wall times `make bench` measures: all levels present, a list (LEVELS="1 2"), or none (LEVELS=)
+LEVELS ?= all
 
-.PHONY: help setup test lint format data baseline demo clean export-level level0 level1 level2 level3 level4
+.PHONY: help setup test lint format data baseline demo bench clean export-level level0 level1 level2 level3 level4
 
 help: ## list the targets
 	@echo "MLOps maturity levels 0-4 -- targets:"
@@ -52,6 +54,9 @@ run-%: # one level end to end, with a heading
 level0 level1 level2 level3 level4: setup ## run one level end to end (make level0 ... make level4)
 	$(if $(wildcard $@_*),,$(error $@ does not exist yet: see the open issues))
 	$(MAKE) --no-print-directory -C $(firstword $(wildcard $@_*)) run
+
+bench: setup ## serving benchmark (one model, every path) + levelN wall times -> bench/results.md (LEVELS="1 2"; LEVELS= skips)
+	$(UV) run python scripts/bench.py --levels "$(LEVELS)"
 
 export-level: setup ## copy a level out as a standalone project: make export-level LEVEL=1 DEST=../my-project
 	$(if $(and $(LEVEL),$(DEST)),,$(error usage: make export-level LEVEL=N DEST=dir))

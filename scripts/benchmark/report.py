@@ -1,0 +1,328 @@
+"""What a run found, as tables: every serving path, the goals (✓/✗ against this run), the level wall times.
+
+Pure functions over ``PathResult`` / ``LevelRun``: ``path_rows`` + ``render_table`` give the table that is
+printed and written to results.md, ``evaluate_goals`` judges the issue's goals on this run's numbers (the
+goals are reported, never asserted by a test), ``results_markdown`` assembles results.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from benchmark.stats import Summary
+
+# The goals (issue 11; DESIGN.md §5), on 2 cores.
+HTTP_P50_MS = 3.0
+HTTP_P99_MS = 10.0
+VS_MLFLOW = 2.0  # ours at least this many times faster than `mlflow models serve` (single row, p50, c=1)
+IN_PROCESS_MS = 1.0
+BATCH_ROWS_PER_S = 100_000
+SAME_ANSWERS = 1e-6  # minutes, against the registered pipeline
+
+SERVICE, MLFLOW, PIPELINE, FAST_PATH, VALIDATION = "service", "mlflow", "pipeline", "fast_path", "validation"
+
+
+@dataclass
+class PathResult:
+    """One way of getting a prediction (or of validating trips), and what it measured."""
+
+    name: str
+    role: str  # SERVICE (ours, over HTTP), MLFLOW, PIPELINE, FAST_PATH or VALIDATION
+    serving_path: str = ""  # what the path says it runs (a service's GET /model `serving_path`)
+    c1: Summary | None = None  # single row, one call at a time
+    c8: Summary | None = None  # single row, 8 concurrent connections
+    batch: Summary | None = None  # 1000 rows a call
+    max_diff: float | None = None  # largest |prediction - registered pipeline's| over the checked trips
+    note: str = ""  # why something is missing ("not available: ...", "failed: ...")
+
+    @property
+    def errors(self) -> int:
+        return sum(s.errors for s in (self.c1, self.c8, self.batch) if s is not None)
+
+
+@dataclass(frozen=True)
+class LevelRun:
+    level: str
+    seconds: float | None
+    status: str  # "ok", "failed (exit 2)", "skipped: ..."
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Goal:
+    goal: str
+    subject: str
+    measured: str
+    ok: bool | None  # None: could not be measured in this run
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if value < 1:
+        return f"{value:.3f}"
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def fmt_rate(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def fmt_diff(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return "0" if value == 0 else f"{value:.1e}"
+
+
+HEADERS = (
+    "path", "serving path", "c=1 p50 ms", "c=1 p99 ms", "c=8 p50 ms", "c=8 p99 ms", "c=8 req/s",
+    "1000-row p50 ms", "1000-row rows/s", "max |Δ| min", "errors", "calls c=1/c=8/1000",
+)  # fmt: skip
+
+
+def path_rows(results: Iterable[PathResult]) -> list[list[str]]:
+    """One table row per path; a path that could not be measured says why in its serving-path cell."""
+    rows = []
+    for r in results:
+
+        def pick(summary: Summary | None, attr: str) -> float | None:
+            return getattr(summary, attr) if summary is not None else None
+
+        label = "; ".join(text for text in (short(r.serving_path), r.note) if text)
+        rows.append(
+            [
+                r.name,
+                label or "—",
+                fmt_ms(pick(r.c1, "p50_ms")),
+                fmt_ms(pick(r.c1, "p99_ms")),
+                fmt_ms(pick(r.c8, "p50_ms")),
+                fmt_ms(pick(r.c8, "p99_ms")),
+                fmt_rate(pick(r.c8, "calls_per_s")),
+                fmt_ms(pick(r.batch, "p50_ms")),
+                fmt_rate(pick(r.batch, "rows_per_s")),
+                fmt_diff(r.max_diff),
+                str(r.errors) if any((r.c1, r.c8, r.batch)) else "—",
+                "/".join(str(s.ok + s.errors) if s else "—" for s in (r.c1, r.c8, r.batch)),
+            ]
+        )
+    return rows
+
+
+def short(serving_path: str) -> str:
+    """A reported serving path without its details: "compiled (taxi.fast_path): max |difference| ..." ->
+    "compiled (taxi.fast_path)" (results.md lists the full text)."""
+    return serving_path.split(": ", 1)[0]
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, markdown: bool = False) -> str:
+    """A Markdown table, or the same aligned for a terminal (text left, numbers right)."""
+    if markdown:
+        numeric = [_numeric_column(rows, i) for i in range(len(headers))]
+        rule = ["---:" if n else "---" for n in numeric]
+        lines = [headers, rule, *rows]
+        return "\n".join("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in lines)
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    numeric = [_numeric_column(rows, i) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def _numeric_column(rows: Sequence[Sequence[str]], i: int) -> bool:
+    cells = [row[i] for row in rows if row[i] not in ("—", "")]
+    return bool(cells) and all(_looks_numeric(c) for c in cells)
+
+
+def _looks_numeric(cell: str) -> bool:
+    try:
+        float(cell.rstrip("kM×"))
+    except ValueError:
+        return False
+    return True
+
+
+def evaluate_goals(results: Sequence[PathResult]) -> list[Goal]:
+    """The issue's goals against this run: per service of ours, then in-process. Unmeasured -> ok None."""
+    goals: list[Goal] = []
+    mlflow = next((r for r in results if r.role == MLFLOW and r.c1 is not None), None)
+    for r in results:
+        if r.role != SERVICE:
+            continue
+        p50, p99 = (r.c1.p50_ms, r.c1.p99_ms) if r.c1 else (None, None)
+        goals.append(_at_most(f"single-row p50 ≤ {HTTP_P50_MS:g} ms (HTTP, c=1)", r.name, p50, HTTP_P50_MS, "ms"))
+        goals.append(_at_most(f"single-row p99 ≤ {HTTP_P99_MS:g} ms (HTTP, c=1)", r.name, p99, HTTP_P99_MS, "ms"))
+        goal = f"≥ {VS_MLFLOW:g}× faster than mlflow models serve (p50, c=1)"
+        if p50 and mlflow is not None:
+            ratio = mlflow.c1.p50_ms / p50
+            goals.append(Goal(goal, r.name, f"{ratio:.1f}×", ratio >= VS_MLFLOW))
+        else:
+            goals.append(Goal(goal, r.name, "not measured", None))
+        rate = r.batch.rows_per_s if r.batch else None
+        goals.append(_at_least(f"batch of 1000 ≥ {fmt_rate(BATCH_ROWS_PER_S)} rows/s (HTTP)", r.name, rate))
+        goals.append(_same_answers(r))
+    fast = next((r for r in results if r.role == FAST_PATH and r.c1 is not None), None)
+    pipeline = next((r for r in results if r.role == PIPELINE and r.c1 is not None), None)
+    goal = f"in-process single-row ≤ {IN_PROCESS_MS:g} ms (p50)"
+    if fast is not None:
+        goals.append(_at_most(goal, fast.name, fast.c1.p50_ms, IN_PROCESS_MS, "ms"))
+        goals.append(_same_answers(fast))
+    elif pipeline is not None:
+        measured = f"no fast path; {pipeline.name}: {fmt_ms(pipeline.c1.p50_ms)} ms"
+        goals.append(Goal(goal, pipeline.name, measured, pipeline.c1.p50_ms <= IN_PROCESS_MS))
+    else:
+        goals.append(Goal(goal, "in-process", "not measured", None))
+    return goals
+
+
+def _at_most(goal: str, subject: str, value: float | None, limit: float, unit: str) -> Goal:
+    if value is None or math.isnan(value):
+        return Goal(goal, subject, "not measured", None)
+    return Goal(goal, subject, f"{fmt_ms(value)} {unit}", value <= limit)
+
+
+def _at_least(goal: str, subject: str, rate: float | None) -> Goal:
+    if rate is None or math.isnan(rate):
+        return Goal(goal, subject, "not measured", None)
+    return Goal(goal, subject, f"{fmt_rate(rate)} rows/s", rate >= BATCH_ROWS_PER_S)
+
+
+def _same_answers(r: PathResult) -> Goal:
+    goal = f"same answers as the registered pipeline (≤ {SAME_ANSWERS:g} min)"
+    if r.max_diff is None:
+        return Goal(goal, r.name, "not measured", None)
+    return Goal(goal, r.name, f"max |Δ| {fmt_diff(r.max_diff)}", r.max_diff <= SAME_ANSWERS)
+
+
+def mark(ok: bool | None) -> str:
+    return {True: "✓", False: "✗", None: "–"}[ok]
+
+
+def goal_rows(goals: Iterable[Goal]) -> list[list[str]]:
+    return [[g.goal, g.subject, g.measured, mark(g.ok)] for g in goals]
+
+
+def level_rows(runs: Iterable[LevelRun]) -> list[list[str]]:
+    return [
+        [f"make level{r.level}", f"{r.seconds:.0f} s" if r.seconds is not None else "—", r.status, r.note or ""]
+        for r in runs
+    ]
+
+
+def results_markdown(
+    *,
+    machine: Mapping[str, str],
+    versions: Mapping[str, str],
+    setup: Sequence[str],
+    results: Sequence[PathResult],
+    levels: Sequence[LevelRun],
+    not_measured: Sequence[str],
+    total_seconds: float,
+    chart: str | None = "results.png",
+) -> str:
+    """results.md: when and where, the model and the load, the paths, the goals, the level wall times."""
+    goals = evaluate_goals(results)
+    met = sum(g.ok is True for g in goals)
+    lines = [
+        "# `make bench` results",
+        "",
+        f"Run {machine['date']} on commit {machine['commit']}; the whole run took {total_seconds / 60:.1f} min.",
+        "",
+        f"- machine: {machine['cores']} cores ({machine['usable_cores']} usable), {machine['cpu']}, "
+        f"{machine['system']}; "
+        f"1-minute load average {machine['load_at_start']} at the start, {machine.get('load_at_end', '?')} at the end "
+        "(anything else running on the machine competes with what is measured)",
+        "- versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()),
+        *(f"- {line}" for line in setup),
+        "",
+        "## Serving paths",
+        "",
+        render_table(HEADERS, path_rows(results), markdown=True),
+        "",
+        "c=N: N keep-alive connections sending one trip per request, back to back (in-process rows: one call",
+        "at a time); p50/p99 are nearest-rank percentiles of the successful calls. 1000-row: a list of 1000 trips",
+        "per request (in-process: a 1000-row frame; pydantic: a 1000-trip list). max |Δ|: the largest difference",
+        "from the registered pipeline's prediction over the same 1000 trips, in minutes.",
+        "",
+        "What each service reported as its serving path (`GET /model`, key `serving_path`):",
+        "",
+        *(f"- {r.name}: {r.serving_path or 'nothing'}" for r in results if r.role == SERVICE),
+        "",
+        f"## Goals ({met} of {len(goals)} met in this run)",
+        "",
+        render_table(["goal", "path", "this run", "met"], goal_rows(goals), markdown=True),
+        "",
+        "## `make levelN` wall times",
+        "",
+    ]
+    if levels:
+        lines.append(render_table(["command", "wall time", "result", "note"], level_rows(levels), markdown=True))
+    else:
+        lines.append("Not run in this benchmark (LEVELS was empty).")
+    if not_measured:
+        lines += ["", "## Not measured", "", *(f"- {item}" for item in not_measured)]
+    if chart:
+        lines += ["", f"![single-row latency and batch throughput of every path]({chart})"]
+    return "\n".join(lines) + "\n"
+
+
+def readme_block(
+    *,
+    machine: Mapping[str, str],
+    results: Sequence[PathResult],
+    levels: Sequence[LevelRun],
+    total_seconds: float,
+    link: object,
+) -> str:
+    """The README's copy of the latest run: the paths table, the goals met, the level wall times."""
+    goals = evaluate_goals(results)
+    missed = sorted({g.goal for g in goals if g.ok is False})
+    lines = [
+        f"Latest run: {machine['date']}, commit {machine['commit']}, {machine['cores']} cores ({machine['cpu']}), "
+        f"load average {machine['load_at_start']} at the start, {total_seconds / 60:.1f} min. Versions, setup, "
+        f"the goals path by path and the chart: [{link}]({link}).",
+        "",
+        render_table(HEADERS, path_rows(results), markdown=True),
+        "",
+        f"Goals met in this run: {sum(g.ok is True for g in goals)} of {len(goals)}"
+        + (f"; missed: {'; '.join(missed)}." if missed else "."),
+    ]
+    if levels:
+        times = ", ".join(
+            f"`make level{r.level}` {r.seconds:.0f} s" + ("" if r.status == "ok" else f" ({r.status})")
+            if r.seconds is not None
+            else f"`make level{r.level}` {r.status}"
+            for r in levels
+        )
+        lines += ["", f"Wall times (fresh copy of the tree, after setup): {times}."]
+    return "\n".join(lines)
+
+
+def one_line(r: PathResult) -> str:
+    """A progress line for one measured path."""
+    parts = []
+    if r.c1 is not None:
+        parts.append(f"1 row p50 {fmt_ms(r.c1.p50_ms)} / p99 {fmt_ms(r.c1.p99_ms)} ms")
+    if r.c8 is not None:
+        parts.append(f"c=8 p50 {fmt_ms(r.c8.p50_ms)} ms, {fmt_rate(r.c8.calls_per_s)} req/s")
+    if r.batch is not None:
+        parts.append(f"1000 rows p50 {fmt_ms(r.batch.p50_ms)} ms, {fmt_rate(r.batch.rows_per_s)} rows/s")
+    if r.max_diff is not None:
+        parts.append(f"max |Δ| {fmt_diff(r.max_diff)}")
+    if any((r.c1, r.c8, r.batch)):
+        parts.append(f"errors {r.errors}")
+    if r.serving_path:
+        parts.append(f"serving path: {r.serving_path}")
+    return f"{r.name}: " + "; ".join(parts or [r.note or "not measured"])
