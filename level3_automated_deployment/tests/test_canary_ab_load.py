@@ -292,7 +292,7 @@ def test_ab_test_needs_a_challenger(deploy, trips):
 def test_load_generator_counts_requests_across_a_swap_with_no_failure(deploy, service, registry, trips):
     base_url = deploy("good", "retrained")
     _, holder = service
-    with LoadGenerator(base_url, trips, threads=3) as load:
+    with LoadGenerator(base_url, trips, threads=3, rate=150) as load:  # paced: steady traffic, as in `make run`
         deadline = time.monotonic() + 30
         while load.stats().requests < 40 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -313,6 +313,8 @@ def test_load_generator_counts_requests_across_a_swap_with_no_failure(deploy, se
 
 
 def test_load_generator_against_a_stopped_port_counts_failures_and_raises_nothing(trips):
+    with pytest.raises(ValueError, match="rate must be a positive number"):
+        LoadGenerator("http://127.0.0.1:1", trips, rate=0)
     load = LoadGenerator(f"http://127.0.0.1:{free_port()}", trips, threads=2, timeout=2.0)
     with load:
         deadline = time.monotonic() + 20

@@ -94,7 +94,7 @@ def test_trace_prints_the_chain_from_version_to_deployments(lab):
     version = lab.register("km", name)
     _certify(lab, name, version)
     deployer.set_alias("candidate", version, "registered")
-    deployer.decision(version, "rejected", "certification: failed no_regression")
+    deployer.decision(version, "rejected", "certification", "no_regression failed: RMSE +19%")
     run_id = lab.client.get_model_version(name, version).run_id
     text = "\n".join(trace(lab.client, name, version, deployer.log))
     for expected in (
@@ -106,6 +106,7 @@ def test_trace_prints_the_chain_from_version_to_deployments(lab):
         "commit abc123",
         "-> certification CERTIFIED",  # no champion to regress against in this registry
         "@candidate -> v1",
-        "v1 rejected: certification: failed no_regression",
+        "v1 rejected at certification  by ",
+        "via tests: no_regression failed: RMSE +19%",
     ):
         assert expected in text, f"{expected!r} not in:\n{text}"

@@ -178,3 +178,26 @@ def test_missing_params_or_bad_settings_are_one_line_too(tmp_path):
     app.add_typer(stage_cli(broken), name="stage")
     done = CliRunner().invoke(app, ["stage", "ingest", "--out", raw, "--downloads", downloads])
     assert done.exit_code == 1 and done.stderr.strip() == "invalid setting: LEVELN_TRACKING_URI: Field required"
+
+
+def test_the_data_stages_and_the_request_model_import_no_ml_or_tracking_library():
+    """DVC starts a fresh process per stage: ingest, validate and prepare (and a level's settings, which read
+    taxi.trip) must not pay seconds importing scikit-learn, MLflow or matplotlib they do not use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, taxi.trip, taxi.pipeline, taxi.pipeline.ingest, taxi.pipeline.validate, taxi.pipeline.prepare\n"
+        "print(sorted(m for m in ('sklearn', 'mlflow', 'matplotlib', 'skops', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_input_columns_live_in_the_schema_and_the_model_reexports_them():
+    import taxi.model
+    import taxi.schema
+    import taxi.trip
+
+    assert taxi.model.INPUT_COLUMNS is taxi.schema.INPUT_COLUMNS
+    assert list(taxi.trip.Trip.model_fields) == taxi.schema.INPUT_COLUMNS

@@ -24,10 +24,11 @@ app.add_typer(stage_cli(load_settings), name="stage")
 
 
 def _client():
-    from taxi.tracking import client_for
+    import mlflow  # not taxi.tracking.client_for: that module brings skops and scikit-learn (seconds) along
 
     settings = settings_or_fail(load_settings)
-    return settings, client_for(settings.tracking_uri)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    return settings, mlflow.MlflowClient()
 
 
 def _deployer(via: str):
@@ -152,29 +153,10 @@ def trace(version: Annotated[str, typer.Argument(help="a version number, or an a
 def status() -> None:
     """Registered versions: certification, aliases, and the last deployment events."""
     from level3.deploy import DeploymentLog
+    from level3.status import status_lines
 
     settings, client = _client()
-    found = client.search_model_versions(f"name = '{settings.model_name}'")
-    if not found:
-        typer.echo(f"no registered versions of '{settings.model_name}' yet: `make cd` trains and deploys one")
-        return
-    aliases: dict[str, list[str]] = {}
-    for alias, number in client.get_registered_model(settings.model_name).aliases.items():
-        aliases.setdefault(str(number), []).append(alias)
-    versions = sorted(found, key=lambda v: int(v.version))
-    typer.echo(f"{'version':>7}  {'RMSE':>7}  {'train months':<24} {'certified':<9}  {'failed gates':<24} aliases")
-    for v in versions:
-        t = v.tags
-        typer.echo(
-            f"{v.version:>7}  {t.get('rmse', '?'):>7}  {t.get('train_months', '?'):<24} {t.get('certified', '-'):<9}  "
-            f"{t.get('failed_gates') or '-':<24} {', '.join('@' + a for a in aliases.get(str(v.version), []))}"
-        )
-    events = DeploymentLog(settings.deploy_log).events(settings.model_name)
-    if events:
-        typer.echo(f"last deployment events ({settings.deploy_log}):")
-        for event in events[-6:]:
-            line = event.describe()
-            typer.echo(f"  {line[:157] + '...' if len(line) > 160 else line}")
+    typer.echo("\n".join(status_lines(client, settings.model_name, DeploymentLog(settings.deploy_log))))
 
 
 # ---- serving, the A/B test, the demo ----

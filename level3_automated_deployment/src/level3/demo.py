@@ -8,6 +8,8 @@
     4/5 a bad candidate (trained on months where vendor 2 reports kilometres) is rejected by the gates;
         the service keeps serving the champion
     then the service is stopped, and params.yaml is restored (the flow edits it as a commit would)
+    5/5 what was recorded: `level3 status` (versions, certification, aliases, the last deployment events),
+        printed from this process rather than by a command of its own (seconds of imports saved)
 
 The candidates differ only in the flow's parameters (``cd_pipeline(params={...})``): nobody edits a file.
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,16 +26,20 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from level3.deploy import DeploymentLog
 from level3.flows import cd_pipeline, project_settings, train_candidate
 from level3.load import LoadGenerator
 from level3.settings import Settings
+from level3.status import status_lines
 from taxi.generator import generate_month
 from taxi.pipeline import tools
-from taxi.smoke import SmokeTestFailed, call_json, port_in_use, stop_process, wait_until_healthy
+from taxi.service_process import ServiceStartError, service_process
+from taxi.smoke import call_json
 
 BETTER = {"ingest.months": 4}  # train on 2024-01..03 (v1: 2024-01 only), test on 2024-04
 BROKEN_FEED = {"ingest.first_month": "2024-07", "ingest.months": 3, "ingest.scenario": "data_quality"}
 LIVE_MONTH = "2024-05"  # the trips the load generator sends
+LIVE_RATE = 30.0  # requests a second: steady live traffic, not a benchmark that takes the CPU from the CD flow
 
 
 class DemoError(RuntimeError):
@@ -48,20 +53,13 @@ def step(echo: Callable[[str], None], text: str) -> None:
 @contextmanager
 def service(port: int, token: str, log_path: Path) -> Iterator[str]:
     """`level3 serve` on 127.0.0.1:``port`` with ``token`` as its admin token, until the block ends."""
-    if port_in_use(port):
-        raise DemoError(f"port {port} is already in use: stop what runs there, or choose another (PORT=...)")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [tools.tool("level3"), "serve", "--port", str(port)]
     env = {**tools.tool_env(), "LEVEL3_ADMIN_TOKEN": token}
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env) as server:
-        try:
-            wait_until_healthy(url, alive=lambda: server.poll() is None)
+    try:
+        with service_process(command, port, log_path=log_path, env=env) as url:
             yield url
-        except SmokeTestFailed as exc:
-            raise DemoError(f"the service did not start ({exc}); its log: {log_path}") from None
-        finally:
-            stop_process(server, timeout=20)
+    except ServiceStartError as exc:
+        raise DemoError(str(exc)) from None
 
 
 def _champion(url: str) -> str:
@@ -76,14 +74,21 @@ def _train(project: Path, overrides: dict[str, Any], echo: Callable[[str], None]
     return int(registered["version"])
 
 
+def show_status(project: Path, settings: Settings, client: MlflowClient, echo: Callable[[str], None]) -> None:
+    """Step 5/5: what `level3 status` prints (the deployment log's path as seen from here)."""
+    step(echo, "5/5 what was recorded and where to look")
+    log = DeploymentLog(Path(os.path.relpath(project / settings.deploy_log)))
+    echo("\n".join(status_lines(client, settings.model_name, log)))
+
+
 def run_demo(project: Path, settings: Settings, port: int, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Steps 1-4 of `make run` (see module doc); returns the decision records."""
-    registered = MlflowClient(project_settings(project).tracking_uri).search_model_versions(
-        f"name = '{settings.model_name}'"
-    )
+    """Steps 1-5 of `make run` (see module doc); returns the decision records."""
+    client = MlflowClient(project_settings(project).tracking_uri)
+    registered = client.search_model_versions(f"name = '{settings.model_name}'")
     if registered:
         echo(f"the registry already holds {len(registered)} version(s) of '{settings.model_name}': this story starts "
-             "from an empty one. `make clean run` runs it again; `make status` shows where things stand.")  # fmt: skip
+             "from an empty one. `make clean run` runs it again.")  # fmt: skip
+        show_status(project, settings, client, echo)
         return []
     params_file = project / settings.params_file
     original = params_file.read_text()
@@ -108,8 +113,8 @@ def run_demo(project: Path, settings: Settings, port: int, echo: Callable[[str],
             step(echo, "3/5 a better candidate (3 training months instead of 1): certify -> staging smoke test -> "
                        "canary -> champion, while live traffic flows")  # fmt: skip
             candidate = _train(project, BETTER, echo)
-            echo(f"v{candidate} registered; now deploying it while live traffic flows (2 client threads)")
-            with LoadGenerator(url, trips, threads=2) as load:
+            echo(f"v{candidate} registered; now deploying it while live traffic flows (~{LIVE_RATE:g} requests/s)")
+            with LoadGenerator(url, trips, threads=2, rate=LIVE_RATE) as load:
                 records.append(cd_pipeline(str(project), version=candidate, service_url=url, via="make run"))
                 time.sleep(1.0)  # traffic after the swap too
             stats = load.stats()
@@ -119,7 +124,7 @@ def run_demo(project: Path, settings: Settings, port: int, echo: Callable[[str],
             step(echo, "4/5 a bad candidate: trained on 2024-07/08, when vendor 2's feed reports kilometres")
             champion = _champion(url)
             candidate = _train(project, BROKEN_FEED, echo)
-            with LoadGenerator(url, trips, threads=1) as load:
+            with LoadGenerator(url, trips, threads=2, rate=LIVE_RATE) as load:
                 records.append(cd_pipeline(str(project), version=candidate, service_url=url, via="make run"))
             stats = load.stats()
             record = records[-1]
@@ -134,4 +139,5 @@ def run_demo(project: Path, settings: Settings, port: int, echo: Callable[[str],
         else:
             os.environ["LEVEL3_ADMIN_TOKEN"] = previous_token
     echo("params.yaml restored (the flow changed it for each candidate, as a commit would)")
+    show_status(project, settings, client, echo)
     return records

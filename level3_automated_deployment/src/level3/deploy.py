@@ -13,7 +13,8 @@ The registry's aliases say what is served (the service polls them). Every transi
   action (``set``, ``remove``, ``rollback``, ``decision``), the version it replaced, who, via what, why.
 
 MLflow keeps no history of which version held an alias, so the log *is* the history: ``rollback`` replays it
-to find the champion before the current one.
+to find the champion before the current one. Reading it never fails: a missing file is no events, a line
+that is not an event (cut short by a crash, edited by hand) is skipped and counted (``DeploymentLog.skipped``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from taxi.tracking import alias_version, get_version
+# taxi.tracking (alias_version, get_version) is imported where an alias is read or moved: it brings skops and
+# scikit-learn along (seconds), which `level3 status` and the service's /model, reading the log, do not need.
 
 CANDIDATE, STAGING, CHALLENGER, CHAMPION = "candidate", "staging", "challenger", "champion"
 
@@ -68,12 +70,21 @@ class Event:
     at: str = field(default_factory=now)
     details: dict[str, Any] = field(default_factory=dict)
 
-    def describe(self) -> str:
+    def what(self) -> str:
+        """What happened, in a few words: ``@champion -> v2 (was v1)``, ``@staging removed from v2``,
+        ``@champion rolled back to v1 (was v2)``, ``v3 rejected at certification``."""
         if self.action == "decision":
-            return f"{self.at}  v{self.version} {self.details.get('decision', '?')}: {self.reason}"
-        was = f" (was v{self.previous})" if self.previous else ""
-        verb = {"set": "->", "rollback": "rolled back to", "remove": "removed from"}.get(self.action, self.action)
-        return f"{self.at}  @{self.alias} {verb} v{self.version}{was}  by {self.by} via {self.via}: {self.reason}"
+            stage = self.details.get("stage")
+            return f"v{self.version} {self.details.get('decision', 'decided')}" + (f" at {stage}" if stage else "")
+        if self.action == "remove":
+            return f"@{self.alias} removed from v{self.version}"
+        was = f" (was v{self.previous})" if self.previous and self.previous != self.version else ""
+        verb = {"set": "->", "rollback": "rolled back to"}.get(self.action, self.action)
+        return f"@{self.alias} {verb} v{self.version}{was}"
+
+    def describe(self) -> str:
+        """One line: when, what, who (via what), why."""
+        return f"{self.at}  {self.what()}  by {self.by} via {self.via}: {self.reason}"
 
 
 class DeploymentLog:
@@ -81,6 +92,7 @@ class DeploymentLog:
 
     def __init__(self, path: Path):
         self.path = path
+        self.skipped = 0  # lines of the last read that were not events
 
     def append(self, event: Event) -> Event:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,12 +101,19 @@ class DeploymentLog:
         return event
 
     def events(self, model: str | None = None, version: str | int | None = None) -> list[Event]:
-        if not self.path.exists():
-            return []
-        events = [Event(**json.loads(line)) for line in self.path.read_text(encoding="utf-8").splitlines() if line]
-        return [
-            e for e in events if (model is None or e.model == model) and (version is None or e.version == str(version))
-        ]
+        """The events of ``model`` (and ``version``), oldest first; no file (or an unreadable one): none."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        events, self.skipped = [], 0
+        for line in filter(str.strip, lines):
+            event = _event(line)
+            if event is None:
+                self.skipped += 1
+            elif (model is None or event.model == model) and (version is None or event.version == str(version)):
+                events.append(event)
+        return events
 
     def champion_history(self, model: str) -> list[str]:
         """The champions in order, as a stack: a promotion pushes its version, a rollback pops the top."""
@@ -109,6 +128,18 @@ class DeploymentLog:
         return stack
 
 
+def _event(line: str) -> Event | None:
+    """One line of the log as an Event, or None when it is not one."""
+    try:
+        fields = json.loads(line)
+        event = Event(**fields)
+    except (ValueError, TypeError):  # not JSON, not an object, unknown or missing fields
+        return None
+    if not isinstance(event.details, dict) or not all(isinstance(v, str | None) for v in (event.version, event.at)):
+        return None
+    return event
+
+
 class Deployer:
     """Moves the aliases of one registered model, recording each move (see module doc)."""
 
@@ -116,6 +147,8 @@ class Deployer:
         self.client, self.name, self.log, self.via = client, name, log, via
 
     def version_of(self, alias: str) -> str | None:
+        from taxi.tracking import alias_version
+
         found = alias_version(self.client, self.name, alias)
         return str(found.version) if found else None
 
@@ -125,6 +158,8 @@ class Deployer:
 
     def set_alias(self, alias: str, version: str | int, reason: str, action: str = "set") -> Event:
         """Point ``@alias`` at ``version`` (which must exist), tag it and log the move."""
+        from taxi.tracking import get_version
+
         target = str(get_version(self.client, self.name, version).version)
         previous = self.version_of(alias)
         self.client.set_registered_model_alias(self.name, alias, target)
@@ -134,26 +169,32 @@ class Deployer:
         )
         return self.log.append(event)
 
-    def remove_alias(self, alias: str, reason: str) -> Event | None:
-        """Remove ``@alias`` (None if it was not set), tag the version that held it and log it."""
+    def remove_alias(self, alias: str, reason: str, version: str | int | None = None) -> Event | None:
+        """Remove ``@alias`` (only from ``version`` when given), tag the version that held it and log it;
+        None when there was nothing to remove."""
         current = self.version_of(alias)
-        if current is None:
+        if current is None or (version is not None and current != str(version)):
             return None
         self.client.delete_registered_model_alias(self.name, alias)
         event = Event(self.name, current, alias, "remove", reason, previous=current, via=self.via)
         self._tag(current, {f"{alias}_removed_at": event.at, f"{alias}_removed_why": reason})
         return self.log.append(event)
 
-    def decision(self, version: str | int, decision: str, reason: str, **details: Any) -> Event:
-        """Log the outcome of a CD run for ``version`` (promoted, rejected, rolled back) and tag the version."""
-        event = Event(
-            self.name, str(version), None, "decision", reason, via=self.via, details={"decision": decision, **details}
+    def decision(self, version: str | int, decision: str, stage: str, reason: str, **details: Any) -> Event:
+        """Log the outcome of a CD run for ``version`` (promoted, rejected, rolled back), decided at ``stage``
+        (certification, staging smoke test, canary, ...), and tag the version with it."""
+        details = {"decision": decision, "stage": stage, **details}
+        event = Event(self.name, str(version), None, "decision", reason, via=self.via, details=details)
+        self._tag(
+            str(version),
+            {"deployment_decision": decision, "deployment_decision_stage": stage, "deployment_decision_why": reason},
         )
-        self._tag(str(version), {"deployment_decision": decision, "deployment_decision_why": reason})
         return self.log.append(event)
 
     def promote(self, version: str | int, reason: str) -> Event:
         """``@champion`` -> ``version``, only if it is certified; the challenger alias leaves it if it had it."""
+        from taxi.tracking import get_version
+
         found = get_version(self.client, self.name, version)
         if found.tags.get("certified") != "true":
             why = found.tags.get("failed_gates") or "never certified"
@@ -161,8 +202,7 @@ class Deployer:
                 f"version {found.version} is not certified ({why}): the champion stays v{self.version_of(CHAMPION)}"
             )
         event = self.set_alias(CHAMPION, found.version, reason)
-        if self.version_of(CHALLENGER) == str(found.version):
-            self.remove_alias(CHALLENGER, f"promoted to {CHAMPION}")
+        self.remove_alias(CHALLENGER, f"promoted to @{CHAMPION}", version=found.version)
         return event
 
     def rollback(self, reason: str) -> Event:

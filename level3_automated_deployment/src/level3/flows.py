@@ -20,6 +20,8 @@
   variants live (error rate, p95 latency, prediction shift). Without ``service_url`` the flow runs the
   service for the canary itself, in process. Pass: ``@champion`` -> the candidate (the service swaps with no
   failed request). Fail: ``@challenger`` removed, the champion keeps serving all traffic.
+- once decided (promoted, first release included, or rolled back), ``@staging`` leaves the candidate too: the
+  registry keeps only the live aliases (``@champion``, and ``@challenger`` while a canary runs).
 
 Every alias move is a version tag and a line of the deployment log (``level3.deploy``); the flow returns the
 decision record, which is logged too.
@@ -213,7 +215,7 @@ def canary(
             deployer.promote(version, f"canary passed: {result.reason}")
             after, done = {"champion": version, "challenger": None}, f"promoted: the service swapped to v{version}"
         else:
-            deployer.remove_alias(CHALLENGER, f"canary failed: {result.reason}")
+            deployer.remove_alias(CHALLENGER, f"canary failed: {result.reason}", version=version)
             after, done = {"champion": champion, "challenger": None}, f"rolled back: only v{champion} serves"
         try:
             wait_until_serving(url, token, after, wait)
@@ -289,18 +291,18 @@ def cd_pipeline(
     certified = certify_candidate(settings, candidate)
     if not certified.report.passed:
         gates = certified.report.failed_gates
-        reasons = "; ".join(g.reason for g in certified.report.gates if not g.passed)
-        deployer.remove_alias(CANDIDATE, f"rejected by {', '.join(gates)}")
+        reasons = "; ".join(g.reason for g in certified.report.gates if not g.passed)  # "<gate> failed: ..."
+        deployer.remove_alias(CANDIDATE, f"rejected by {', '.join(gates)}", version=candidate)
         return _record(
-            deployer, candidate, "rejected", "certification", f"failed {', '.join(gates)}: {reasons}", started,
-            champion_before, failed_gates=gates, report=str(certified.report_path),
+            deployer, candidate, "rejected", "certification", reasons, started, champion_before,
+            failed_gates=gates, report=str(certified.report_path),
         )  # fmt: skip
 
     deployer.set_alias(STAGING, candidate, "certified: deploying to staging")
-    deployer.remove_alias(CANDIDATE, "certified")
+    deployer.remove_alias(CANDIDATE, "certified: on to @staging", version=candidate)
     failure = staging_smoke_test(settings)
     if failure:
-        deployer.remove_alias(STAGING, f"staging smoke test failed: {failure}")
+        deployer.remove_alias(STAGING, f"staging smoke test failed: {failure}", version=candidate)
         return _record(
             deployer, candidate, "rolled back", "staging smoke test", failure, started, champion_before,
             report=str(certified.report_path),
@@ -308,6 +310,7 @@ def cd_pipeline(
 
     if champion_before is None:
         deployer.promote(candidate, "first certified version: no champion to run a canary against")
+        deployer.remove_alias(STAGING, "promoted to @champion (first release): staging is done", version=candidate)
         reason = "certified and smoke-tested; the first champion (no canary: there is nothing to compare it with)"
         return _record(deployer, candidate, "promoted", "first release", reason, started, None,
                        report=str(certified.report_path))  # fmt: skip
@@ -315,6 +318,8 @@ def cd_pipeline(
     holdout = frozen_holdout(load_params(settings.params_file)["holdout"], settings.holdout_dir)
     result = canary(settings, deployer, candidate, holdout, service_url)
     decision = "promoted" if result.passed else "rolled back"
+    done = "promoted to @champion after the canary" if result.passed else "rolled back: the canary failed"
+    deployer.remove_alias(STAGING, f"{done}: staging is done", version=candidate)
     return _record(
         deployer, candidate, decision, "canary", result.reason, started, champion_before,
         report=str(certified.report_path), canary=result.to_dict(),
@@ -344,7 +349,8 @@ def _record(
         **details,
     }
     if decision != "unchanged":
-        summary = {k: v for k, v in record.items() if k not in ("model", "version", "reason", "decision", "canary")}
-        deployer.decision(version, decision, f"{stage}: {reason}"[:2000], **summary)
+        skip = ("model", "version", "reason", "decision", "stage", "canary")
+        summary = {k: v for k, v in record.items() if k not in skip}
+        deployer.decision(version, decision, stage, reason[:2000], **summary)
     print(f"decision: v{version} {decision.upper()} at {stage}; champion is v{champion}")
     return record

@@ -5,15 +5,17 @@
     print(load.stats().to_text())            # requests, failures (with reasons), versions, variants, p50/p95
 
 ``LoadGenerator`` sends single-trip ``POST /predict`` requests from ``threads`` threads, each with its own
-keep-alive ``httpx.Client``, cycling through the trips, until it is stopped. Every request carries its own
-``X-Routing-Key`` (``load-<thread>-<n>``), so a served challenger gets its share of the load. A request
-**fails** when it gets anything but a 200 with one prediction, or a transport error (refused connection,
-timeout, ...); failures are counted by kind, with the first few reasons kept word for word, and never raise:
-a generator pointed at a stopped service just counts refused connections (pausing ``retry_pause`` seconds
-after each transport error, so it does not spin). After a failed request a thread opens a fresh connection
-(the service drops a keep-alive connection after a 500 from a model that raised; the next request on it
-would fail too, and be counted twice for one fault). Latency percentiles are client-side wall time of the
-successful requests (HTTP + JSON + model), what a caller waits.
+keep-alive ``httpx.Client``, cycling through the trips, until it is stopped: as fast as the service answers,
+or at about ``rate`` requests a second in all (steady live traffic that leaves the CPU to other work, such as
+the CD flow beside it on a 2-core machine; a thread that falls behind does not burst to catch up). Every
+request carries its own ``X-Routing-Key`` (``load-<thread>-<n>``), so a served challenger gets its share of
+the load. A request **fails** when it gets anything but a 200 with one prediction, or a transport error
+(refused connection, timeout, ...); failures are counted by kind, with the first few reasons kept word for
+word, and never raise: a generator pointed at a stopped service just counts refused connections (pausing
+``retry_pause`` seconds after each transport error, so it does not spin). After a failed request a thread
+opens a fresh connection (the service drops a keep-alive connection after a 500 from a model that raised; the
+next request on it would fail too, and be counted twice for one fault). Latency percentiles are client-side
+wall time of the successful requests (HTTP + JSON + model), what a caller waits.
 
 The helpers:
 - ``trip_payloads(trips)``: a trip frame (TLC columns, or ``taxi.model.INPUT_COLUMNS``) -> the JSON bodies a
@@ -27,7 +29,6 @@ The helpers:
 from __future__ import annotations
 
 import functools
-import math
 import ssl
 import threading
 import time
@@ -39,10 +40,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from taxi.api_payloads import trip_payloads  # re-exported: the canary and A/B test send them too
 from taxi.routing import CHALLENGER, CHAMPION, variant_for
 from taxi.serving import ROUTING_HEADER
-from taxi.trip import EARLIEST, LATEST, MAX_TRIP_MILES
-from taxi.zones import N_ZONES
 
 MAX_REASONS = 5
 MAX_REASON_CHARS = 300
@@ -65,47 +65,6 @@ def new_client(base_url: str, timeout: float) -> httpx.Client:
     """A keep-alive client. One TLS context is shared by all of them: building one per client costs ~60 ms,
     and clients are made afresh after every failed request."""
     return httpx.Client(base_url=base_url, timeout=timeout, verify=_tls_context())
-
-
-def trip_payloads(trips: pd.DataFrame) -> tuple[list[dict[str, Any]], pd.Index]:
-    """Trips -> (JSON bodies of ``POST /predict``, the index of the rows kept).
-
-    Rows the API would refuse (a missing or out-of-range zone, distance or pickup time; a passenger count
-    that is not a whole number 0..9) are dropped. ``passenger_count`` may be missing (a column of NaN or
-    absent): it is sent as null, as the API allows.
-    """
-    pickup = pd.to_datetime(trips["lpep_pickup_datetime"], errors="coerce")
-    if getattr(pickup.dt, "tz", None) is not None:  # aware times: New York local, as the API reads them
-        pickup = pickup.dt.tz_convert("America/New_York").dt.tz_localize(None)
-    pu = pd.to_numeric(trips["PULocationID"], errors="coerce")
-    do = pd.to_numeric(trips["DOLocationID"], errors="coerce")
-    distance = pd.to_numeric(trips["trip_distance"], errors="coerce").astype("float64")
-    if "passenger_count" in trips.columns:
-        passengers = pd.to_numeric(trips["passenger_count"], errors="coerce").astype("float64")
-    else:
-        passengers = pd.Series(np.nan, index=trips.index)
-    keep = (
-        pu.between(1, N_ZONES)
-        & (pu % 1 == 0)
-        & do.between(1, N_ZONES)
-        & (do % 1 == 0)
-        & distance.between(0, MAX_TRIP_MILES)
-        & pickup.notna()
-        & (pickup >= pd.Timestamp(EARLIEST))
-        & (pickup < pd.Timestamp(LATEST))
-        & (passengers.isna() | (passengers.between(0, 9) & (passengers % 1 == 0)))
-    )
-    payloads = [
-        {
-            "PULocationID": int(p),
-            "DOLocationID": int(d),
-            "trip_distance": float(km),
-            "lpep_pickup_datetime": t.isoformat(),
-            "passenger_count": None if math.isnan(n) else int(n),
-        }
-        for p, d, km, t, n in zip(pu[keep], do[keep], distance[keep], pickup[keep], passengers[keep], strict=True)
-    ]
-    return payloads, trips.index[keep.to_numpy()]
 
 
 def routing_key(variant: str, share: float, prefix: str) -> str:
@@ -226,9 +185,12 @@ class LoadGenerator:
         timeout: float = 10.0,
         retry_pause: float = 0.05,
         key_prefix: str = "load",
+        rate: float | None = None,
     ):
         if threads < 1:
             raise ValueError(f"threads must be at least 1; got {threads}")
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate must be a positive number of requests a second (or None: no limit); got {rate}")
         self.base_url = base_url.rstrip("/")
         self.payloads, _ = trip_payloads(trips)
         if not self.payloads:
@@ -237,6 +199,7 @@ class LoadGenerator:
         self.timeout = timeout
         self.retry_pause = retry_pause
         self.key_prefix = key_prefix
+        self.rate = rate
         self._lock = threading.Lock()
         self._tally = _Tally()
         self._stop = threading.Event()
@@ -298,9 +261,15 @@ class LoadGenerator:
         count = len(self.payloads)
         i = n * count // self.threads  # each thread starts at its own place in the trips
         sent = 0
+        interval = self.threads / self.rate if self.rate else 0.0  # seconds between this thread's requests
+        due = time.perf_counter() - interval  # when this thread's next request is due
         http = new_client(self.base_url, self.timeout)
         try:
             while not stop.is_set():
+                if interval:
+                    due = max(due + interval, time.perf_counter())  # behind schedule: send now, no burst after
+                    if stop.wait(max(0.0, due - time.perf_counter())):
+                        break
                 payload = self.payloads[i % count]
                 headers = {ROUTING_HEADER: f"{self.key_prefix}-{n}-{sent}"}
                 i, sent = i + 1, sent + 1

@@ -9,35 +9,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import taxi.settings
-from taxi.trip import DEFAULT_MAX_BATCH
+from taxi.service_settings import HotSwapServiceFields
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, HotSwapServiceFields):
+    """The hot-swapping service's settings (``taxi.service_settings``) + where level 3 records its decisions."""
+
     model_config = SettingsConfigDict(env_prefix="LEVEL3_", env_file=".env", extra="ignore", env_ignore_empty=True)
 
-    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI (embedded sqlite by default)")
-    experiment: str = "trip-duration"
-    model_name: str = "trip-duration"
     params_file: Path = Field(Path("params.yaml"), description="pipeline parameters + certification thresholds")
-    host: str = Field("127.0.0.1", description="the service's interface")
     port: int = Field(8003, ge=1, le=65535, description="the service's port")
-    poll_interval: float = Field(2.0, gt=0, description="seconds between the service's polls of the registry aliases")
-    admin_token: SecretStr = Field(
-        SecretStr(""), description="bearer token of POST /admin/reload; empty = admin endpoints disabled"
-    )
-    challenger_share: float = Field(0.2, ge=0, le=1, description="share of traffic the challenger answers")
-    max_batch: int = Field(DEFAULT_MAX_BATCH, ge=1, description="largest batch POST /predict accepts (413 above)")
     deploy_log: Path = Field(Path("reports/deployments.jsonl"), description="every alias transition, one JSON line")
     holdout_dir: Path = Field(Path("data/holdout"), description="the frozen holdout month every candidate is scored on")
-
-    @property
-    def token(self) -> str | None:
-        """The admin token, or None when admin endpoints are disabled."""
-        return self.admin_token.get_secret_value() or None
 
 
 def load_settings() -> Settings:

@@ -16,27 +16,23 @@ tree finds the split by itself; the linear models need the flag). ``clean_trips`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.model_selection import KFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, TargetEncoder
 
-from taxi.schema import DROPOFF, PICKUP
+from taxi.schema import DROPOFF, INPUT_COLUMNS, PICKUP
 from taxi.zones import BOROUGHS, borough_of, zone_name_of
+
+if TYPE_CHECKING:  # scikit-learn is imported where a model is built: reading trips needs only pandas
+    from sklearn.pipeline import Pipeline
 
 MIN_MINUTES, MAX_MINUTES = 1.0, 60.0
 MAX_MILES = 200.0  # the API's limit (taxi.trip.MAX_TRIP_MILES): trips at or over it are never served
 TOP_ZONES = 5  # evaluate() also reports the busiest pickup zones, by name
 TARGET = "duration_min"
 
-# What the model reads from a trip (the inputs of every API).
-INPUT_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance", "lpep_pickup_datetime", "passenger_count"]
+# What the model reads from a trip (the inputs of every API): INPUT_COLUMNS, imported from taxi.schema above.
 FEATURES = [
     "PULocationID",
     "DOLocationID",
@@ -129,6 +125,9 @@ def build_trip_pipeline(params: Mapping[str, Any] | None = None) -> Pipeline:
     This is what the levels with a model registry log, so the served model's signature is the trip
     a client sends, not the engineered features.
     """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     return Pipeline([("trip_features", FunctionTransformer(build_features)), ("model", build_model(params))])
 
 
@@ -140,6 +139,13 @@ def build_model(params: Mapping[str, Any] | None = None) -> Pipeline:
     - ``linear_baseline``: the well-known course baseline, one-hot PU_DO + distance -> LinearRegression.
     - ``ridge``: one-hot zones, pair and borough pair + numeric features -> Ridge(alpha).
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.model_selection import KFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, TargetEncoder
+
     p = {**DEFAULT_PARAMS, **(params or {})}
     kind = p.pop("model")
     if kind == "hist_gradient_boosting":

@@ -38,3 +38,7 @@ REQUIRED_COLUMNS: list[str] = [
 
 PICKUP = "lpep_pickup_datetime"
 DROPOFF = "lpep_dropoff_datetime"
+
+# What the model reads from a trip: the inputs of every API (re-exported by taxi.model). Here, with no import,
+# so the request model (taxi.trip) and settings can name them without importing scikit-learn.
+INPUT_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance", "lpep_pickup_datetime", "passenger_count"]

@@ -22,6 +22,8 @@ Hot swap (read from the ``ModelHolder`` at scrape time):
 - ``taxi_model_polls_total``; ``taxi_model_last_poll_ok`` (1/0); ``taxi_model_last_poll_timestamp_seconds``;
   ``taxi_model_last_success_timestamp_seconds``
 - ``taxi_model_reload_error_info{stage,error}``: 1 while the last poll failed, with its error
+
+A level adds its own collectors with ``add_collector`` (level 4: the prediction log and feedback).
 """
 
 from __future__ import annotations
@@ -168,6 +170,10 @@ class ServiceMetrics:
         self.predictions = PredictionHistogram("taxi_prediction_minutes", "predicted trip durations, minutes")
         self.registry.register(self.predictions)
         self.registry.register(HolderCollector(holder))
+
+    def add_collector(self, collector: Collector) -> None:
+        """Serve a level's own figures at ``/metrics`` too (e.g. level 4's prediction log and feedback)."""
+        self.registry.register(collector)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

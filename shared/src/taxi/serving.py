@@ -18,6 +18,12 @@ request to the champion or, for a share of routing keys (``X-Routing-Key``, else
 challenger, and says which in the response (``variant``); adds the hot-swap status to ``/model``; and has
 ``POST /admin/reload`` (``taxi.admin``). A request reads ``holder.current`` once and uses that deployment
 throughout, so a swap never splits a request between two models.
+
+Hooks for what a level adds: ``on_predictions(request_id, served, trips, predictions)`` is called after each
+successful prediction, on the request path (so it must only enqueue: level 4 logs predictions from a queue);
+an exception it raises is logged and the prediction is answered all the same. ``workers`` are started and
+stopped with the app (anything with ``start()`` and ``stop()``, e.g. that queue's writer thread). A level adds
+routes to the returned app, and Prometheus collectors with ``app.state.metrics.add_collector``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, Protocol
 
@@ -43,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 
 from taxi.admin import add_admin_routes
 from taxi.fast_path import fast_path_for
-from taxi.hotswap import Deployment, ModelHolder
+from taxi.hotswap import Deployment, LoadedModel, ModelHolder
 from taxi.inference import fast_path_of, predict_trips
 from taxi.model import build_features
 from taxi.service_metrics import CONTENT_TYPE, ServiceMetrics
@@ -85,6 +91,17 @@ class PredictResponse(BaseModel):
     variant: str | None = Field(
         default=None, description="which variant answered: champion or challenger (services with hot swap)"
     )
+
+
+PredictionsHook = Callable[[str, LoadedModel, list[Trip], np.ndarray], None]
+
+
+class Worker(Protocol):
+    """Something that runs beside the app (a thread): started after the model is loaded, stopped at shutdown."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Health(BaseModel):
@@ -220,6 +237,8 @@ def create_app(
     admin_token: str | None = None,
     metrics: bool = True,
     model_details: Callable[[Deployment], dict[str, Any]] | None = None,
+    on_predictions: PredictionsHook | None = None,
+    workers: Sequence[Worker] = (),
 ) -> FastAPI:
     """The service for one fixed ``model``, or for a ``ModelHolder`` (hot swap, canary, ``/admin/reload``).
 
@@ -228,10 +247,11 @@ def create_app(
     ``admin_token`` enables ``POST /admin/reload`` on a reloadable holder (see ``taxi.admin``).
     ``model_details(deployment)`` adds keys to ``/model`` on a hot-swapping service (a level's own facts,
     e.g. the deployment events of the versions it serves).
+    ``on_predictions`` and ``workers``: see the module doc.
     """
     hot = isinstance(model, ModelHolder)
     holder = model if isinstance(model, ModelHolder) else ModelHolder.fixed(model)
-    app = FastAPI(title=title, description=description, version="1.0", lifespan=_poller_lifespan(holder))
+    app = FastAPI(title=title, description=description, version="1.0", lifespan=_poller_lifespan(holder, workers))
     app.state.holder = holder
     app.state.max_batch = max_batch
     batch = batch_adapter(max_batch)
@@ -282,6 +302,11 @@ def create_app(
             return JSONResponse(body | {"model_version": served.version, "variant": served.variant}, status_code=500)
         if metrics is not None:
             metrics.observe_predictions(served.variant, served.version, predictions, time.perf_counter() - start)
+        if on_predictions is not None:
+            try:
+                on_predictions(request_id, served, trips, predictions)
+            except Exception:  # what a level does with a prediction never costs the client its answer
+                log.exception("on_predictions failed for request %s", request_id)
         answer = PredictResponse(
             predictions=predictions.tolist(),
             model_version=served.version,
@@ -328,18 +353,23 @@ def create_app(
     return app
 
 
-def _poller_lifespan(holder: ModelHolder) -> Callable[[FastAPI], Any]:
-    """Start the holder's poller with the app (loading the first model if none is yet) and stop it after."""
+def _poller_lifespan(holder: ModelHolder, workers: Sequence[Worker] = ()) -> Callable[[FastAPI], Any]:
+    """Start the holder's poller (loading the first model if none is yet) and the ``workers`` with the app, and
+    stop them after (the workers last: they may still have the last requests' work to finish)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if holder.reloadable and holder.current is None:
             await run_in_threadpool(holder.poll)
         holder.start()
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
             await run_in_threadpool(holder.stop)
+            for worker in workers:
+                await run_in_threadpool(worker.stop)
 
     return lifespan
 

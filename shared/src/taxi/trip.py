@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from taxi.model import INPUT_COLUMNS
+from taxi.schema import INPUT_COLUMNS
 from taxi.zones import N_ZONES
 
 MAX_TRIP_MILES = 200.0

@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from taxi.model import INPUT_COLUMNS, TARGET
+from taxi.model import TARGET
 from taxi.months import month_range
+from taxi.schema import INPUT_COLUMNS
 
 
 class StageError(RuntimeError):

@@ -15,12 +15,10 @@ from taxi.tracking import load_pipeline
 
 
 def _plot(sample: pd.DataFrame, rmse: float, path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: no GUI backend, no global state, a second less to import
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    left, right = fig.subplots(1, 2)
     left.scatter(sample["actual_min"], sample["predicted_min"], s=4, alpha=0.3)
     left.plot([0, 60], [0, 60], color="black", linewidth=1)
     left.set(xlabel="actual duration (min)", ylabel="predicted (min)", title="predicted vs actual (test month)")
@@ -29,7 +27,6 @@ def _plot(sample: pd.DataFrame, rmse: float, path: Path) -> None:
     right.set(xlabel="residual = predicted - actual (min)", ylabel="trips", title=f"RMSE {rmse:.2f} min")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def evaluate(model: Path, run: Path, data: Path, reports: Path, *, tracking_uri: str) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""A real sqlite MLflow registry in a temporary folder with one small champion, and helpers to serve it.
+
+``registry`` trains the shared model once per session on a small generated month and registers it as
+``trip-duration`` v1 with the ``champion`` alias; ``settings_for(tmp_path)`` gives level 4 settings on that
+registry with a prediction store and reports in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from level4.settings import Settings
+from taxi.api_payloads import api_trips
+from taxi.generator import generate_month
+from taxi.loader import write_parquet
+from taxi.model import build_trip_pipeline, prepare_trips
+from taxi.tracking import log_trip_model
+
+LEVEL = Path(__file__).resolve().parent.parent
+MODEL = "trip-duration"
+
+
+@dataclass(frozen=True)
+class Registry:
+    tracking_uri: str
+    run_id: str
+    reference: pd.DataFrame  # the training months' trips as the API accepts them
+    model_uri: str
+
+    def register(self, name: str, *aliases: str) -> None:
+        """Model ``name`` with one version of the champion's model per alias (v1 gets the first alias)."""
+        client = MlflowClient(self.tracking_uri)
+        client.create_registered_model(name)
+        for alias in aliases:
+            version = client.create_model_version(name, self.model_uri, run_id=self.run_id)
+            client.set_registered_model_alias(name, alias, version.version)
+
+    def settings_for(self, folder: Path, **changes) -> Settings:
+        values = {
+            "tracking_uri": self.tracking_uri,
+            "model_name": MODEL,
+            "poll_interval": 0.5,
+            "prediction_store": f"sqlite:///{folder / 'predictions.db'}",
+            "reports_dir": folder / "reports",
+            "workspace_dir": folder / "workspace",
+        }
+        return Settings(**(values | changes))
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("level4-tests", (root / "mlruns").as_uri()))
+    month = generate_month("2024-01", rows=3000, seed=42)
+    X, y = prepare_trips(month)
+    with mlflow.start_run(run_name="champion") as run:
+        info = log_trip_model(build_trip_pipeline({"max_iter": 40, "random_state": 42}).fit(X, y), X)
+    client = MlflowClient(uri)
+    client.create_registered_model(MODEL)
+    version = client.create_model_version(MODEL, info.model_uri, run_id=run.info.run_id)
+    client.set_registered_model_alias(MODEL, "champion", version.version)
+    reference = api_trips(month).reset_index(drop=True)
+    write_parquet(reference, root / "reference.parquet")  # what the DVC stage `reference` logs with a training run
+    client.log_artifact(run.info.run_id, str(root / "reference.parquet"), "monitoring")
+    return Registry(uri, run.info.run_id, reference, info.model_uri)
