@@ -54,6 +54,7 @@ from level3.settings import Settings, load_settings
 from taxi.certification import GateConfigError, Holdout, parse_gate_config
 from taxi.pipeline import tools
 from taxi.pipeline.common import load_params
+from taxi.settings import rooted_in
 from taxi.smoke import smoke_test
 
 
@@ -66,12 +67,7 @@ class DeploymentError(RuntimeError):
 
 def project_settings(project: Path) -> Settings:
     """The settings, with their relative paths (and a relative sqlite tracking URI) taken in ``project``."""
-    settings = load_settings()
-    uri = settings.tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_absolute():
-        uri = f"sqlite:///{project / uri.removeprefix('sqlite:///')}"
-    paths = {k: project / getattr(settings, k) for k in ("params_file", "deploy_log", "holdout_dir")}
-    return settings.model_copy(update={"tracking_uri": uri, **{k: v.resolve() for k, v in paths.items()}})
+    return rooted_in(load_settings(), project, ("params_file", "deploy_log", "holdout_dir"))
 
 
 def apply_params(params_file: Path, overrides: dict[str, Any]) -> None:

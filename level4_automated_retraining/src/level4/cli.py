@@ -133,11 +133,9 @@ def demo(port: Annotated[int, typer.Option(help="the service's port on 127.0.0.1
 @app.command()
 def init_git() -> None:
     """DVC versions data beside git: make this folder a git repository unless it is inside one already."""
-    from taxi.pipeline import tools
+    from taxi.pipeline.tools import ensure_git_repo
 
-    inside = tools.run(["git", "rev-parse", "--is-inside-work-tree"], check=False).stdout.strip() == "true"
-    if not inside:
-        tools.run(["git", "init", "-q"])
+    if ensure_git_repo():
         typer.echo("initialised a git repository here (DVC needs one)")
 
 

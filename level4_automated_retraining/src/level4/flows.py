@@ -28,6 +28,7 @@ from level4.service import prediction_store
 from level4.settings import Settings, load_settings
 from level4.workspace import add_window, monitoring_project
 from taxi.pipeline.common import load_params
+from taxi.settings import rooted_in
 
 
 class MonitoringError(RuntimeError):
@@ -35,13 +36,8 @@ class MonitoringError(RuntimeError):
 
 
 def project_settings(project: Path) -> Settings:
-    """The settings, with relative paths (and a relative sqlite tracking URI) taken in ``project``."""
-    settings = load_settings()
-    uri = settings.tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_absolute():
-        uri = f"sqlite:///{project / uri.removeprefix('sqlite:///')}"
-    paths = {k: (project / getattr(settings, k)).resolve() for k in ("params_file", "reports_dir", "workspace_dir")}
-    return settings.model_copy(update={"tracking_uri": uri, **paths})
+    """The settings, with their relative paths (and a relative sqlite tracking URI) taken in ``project``."""
+    return rooted_in(load_settings(), project, ("params_file", "reports_dir", "workspace_dir"))
 
 
 def monitor_config(params_file: Path) -> MonitorConfig:

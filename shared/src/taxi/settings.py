@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -21,3 +22,13 @@ def load_settings(cls: type[T]) -> T:
         prefix = str(cls.model_config.get("env_prefix", ""))
         problems = "; ".join(f"{prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise SettingsError(f"invalid setting: {problems}") from None
+
+
+def rooted_in(settings: T, project: Path, path_fields: tuple[str, ...]) -> T:
+    """``settings`` with a relative sqlite ``tracking_uri`` and the relative ``path_fields`` taken in ``project``
+    (absolute), so that a flow run from anywhere reads and writes the project's files."""
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_absolute():
+        uri = f"sqlite:///{project / uri.removeprefix('sqlite:///')}"
+    paths = {name: (project / getattr(settings, name)).resolve() for name in path_fields}
+    return settings.model_copy(update={"tracking_uri": uri, **paths})

@@ -87,3 +87,11 @@ def repro(push: bool = True, cwd: Path | None = None, echo: Callable[[str], None
         remote = dvc("remote", "default", cwd=cwd).stdout.strip()
         echo(f"dvc push: data and model stored in the DVC remote '{remote}' (`dvc remote list`)")
     return output
+
+
+def ensure_git_repo(cwd: Path | None = None) -> bool:
+    """DVC versions data beside git: make ``cwd`` a git repository unless it is inside one; True if one was made."""
+    inside = run(["git", "rev-parse", "--is-inside-work-tree"], cwd=cwd, check=False).stdout.strip() == "true"
+    if not inside:
+        run(["git", "init", "-q"], cwd=cwd)
+    return not inside
