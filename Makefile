@@ -18,10 +18,11 @@ help: ## list the targets
 	@echo "levels present: $(LEVEL_DIRS)"
 
 # --compile-bytecode: this kind of machine sets PYTHONDONTWRITEBYTECODE, and without .pyc files every dvc or
-# mlflow command would spend a second compiling its imports
+# mlflow command would spend a second compiling its imports. --extra postgres: level 4's PostgreSQL driver (psycopg),
+# which its prediction store tests use against a real server
 setup: ## install uv if missing, then every workspace package from uv.lock
 	$(if $(HAVE_UV),,python3 -m pip install --quiet uv)
-	$(UV) sync --all-packages --locked --compile-bytecode -q
+	$(UV) sync --all-packages --extra postgres --locked --compile-bytecode -q
 
 test: setup ## run all tests: shared package, every level, cross-level
 	$(UV) run pytest $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from taxi.serving import serve_in_thread
 from taxi.smoke import port_in_use
@@ -27,6 +27,7 @@ levels = importlib.import_module("benchmark.levels")
 readme = importlib.import_module("benchmark.readme")
 servers = importlib.import_module("benchmark.servers")
 inprocess = importlib.import_module("benchmark.inprocess")
+monitoring = importlib.import_module("benchmark.monitoring")
 uv_root_venv = importlib.import_module("benchmark.uv_root_venv")
 
 
@@ -112,8 +113,8 @@ def paths(service_c1=(1.5, 6.0), batch_rows_per_s=150_000.0, diff=0.0, fast=True
     return results
 
 
-def goals_by_name(results):
-    return {(g.subject, g.goal.split(" (")[0]): g for g in report.evaluate_goals(results)}
+def goals_by_name(results, monitoring=None):
+    return {(g.subject, g.goal.split(" (")[0]): g for g in report.evaluate_goals(results, monitoring)}
 
 
 def test_goals_met():
@@ -138,6 +139,55 @@ def test_goals_missed_and_unmeasured():
     assert report.mark(None) == "–"
 
 
+def level4_paths(on_c8=900.0, off_c8=1000.0, on_rows=114_000.0, off_rows=120_000.0):
+    def measured(name, logging, c8, rows, logged=None):
+        return report.PathResult(
+            name, report.SERVICE, c1=summary(1.0, 2.0), c8=summary(ok=int(c8), seconds=1.0),
+            batch=summary(ok=1, seconds=1000 / rows, rows=1000), max_diff=0.0, prediction_log=logging, logged=logged,
+        )  # fmt: skip
+
+    logged = {"written": 106_000.0, "dropped": 0.0, "queued": 0.0, "caught_up_s": 1.5}
+    return [
+        measured("level 4 service (logging off)", False, off_c8, off_rows),
+        measured("level 4 service (logging on, SQLite)", True, on_c8, on_rows, logged),
+    ]
+
+
+def monitor_run(rows=report.MONITOR_ROWS, drift_s=8.0):
+    steps = [
+        report.MonitorStep("monitor_window (drift + quality reports)", 15.0, rows, "drift share 0.00"),
+        report.MonitorStep("drift report", drift_s, rows, "drift share 0.00", drift=True),
+    ]
+    return report.MonitorRun(rows, 20_000, steps)
+
+
+def test_level_4_goals_compare_logging_on_with_off_and_judge_the_monitoring():
+    def logging_goal(results, what):
+        return next(g for g in report.evaluate_goals(results) if "logging costs" in g.goal and what in g.goal)
+
+    single, batch = logging_goal(level4_paths(on_c8=920), "c=8"), logging_goal(level4_paths(), "1000-row")
+    assert single.ok is True and single.measured == "8% lower: 920 on, 1k off (req/s)"
+    assert batch.ok is True and batch.measured == "5% lower: 114k on, 120k off (rows/s)"
+    slow = logging_goal(level4_paths(on_c8=800), "c=8")
+    assert slow.ok is False and slow.measured.startswith("20% lower")
+    assert logging_goal(level4_paths()[1:], "c=8").ok is None  # logging off was not measured
+    assert not [g for g in report.evaluate_goals(paths()) if "logging costs" in g.goal]  # no level 4: no such goal
+
+    drift = "drift on the inputs of 1M logged rows < 10 s"
+    assert goals_by_name([], monitor_run())[("level4.monitor", drift)].ok is True
+    assert goals_by_name([], monitor_run(drift_s=17.0))[("level4.monitor", drift)].ok is False
+    quick = goals_by_name([], monitor_run(rows=20_000))[("level4.monitor", drift)]
+    assert quick.ok is None and quick.measured == "8.0 s on 20k rows only"  # too few rows to judge
+    missing = goals_by_name([], report.MonitorRun(0, 0, [], note="level 4 is not installed here"))
+    assert missing[("level4.monitor", drift)].measured == "level 4 is not installed here"
+
+
+def test_a_logging_service_row_says_what_its_log_held():
+    row = report.path_rows(level4_paths()[1:])[0]
+    assert row[1] == "logged 106k predictions, 0 dropped"
+    assert "logged 106k predictions" in report.one_line(level4_paths()[1])
+
+
 def test_results_markdown_has_every_section():
     machine = {"date": "2026-11-28 08:00 UTC", "commit": "abc1234", "cores": "2", "usable_cores": "2",
                "cpu": "AMD EPYC", "system": "Linux", "load_at_start": "0.10", "load_at_end": "0.20"}  # fmt: skip
@@ -150,8 +200,21 @@ def test_results_markdown_has_every_section():
                      "| make level5 | — | skipped: no such level |", "- level 4: does not exist yet",
                      "python 3.11.7", "abc1234", "![", "2 cores"):  # fmt: skip
         assert expected in text, expected
+    assert "Monitoring a large window" not in text and "LEVEL4_PREDICTION_LOG" not in text
     block = report.readme_block(machine=machine, results=paths(), levels=runs, total_seconds=300, link="bench/r.md")
     assert "Goals met in this run: 7 of 7." in block and "`make level1` 31 s" in block
+
+    with_level4 = report.results_markdown(
+        machine=machine, versions={}, setup=[], results=level4_paths() + paths(), levels=[], not_measured=[],
+        total_seconds=300, monitoring=monitor_run(),
+    )  # fmt: skip
+    for expected in ("## Monitoring a large window (level 4)", "| drift report | 1,000,000 | 8.0 | drift share 0.00 |",
+                     "`LEVEL4_PREDICTION_LOG=true`", "## Goals (20 of 20 met in this run)"):  # fmt: skip
+        assert expected in with_level4, expected
+    block = report.readme_block(
+        machine=machine, results=level4_paths(), levels=[], total_seconds=300, link="r.md", monitoring=monitor_run()
+    )
+    assert "Monitoring (level 4, 1,000,000 logged rows): monitor_window (drift + quality reports) 15.0 s" in block
 
 
 def test_readme_block_is_replaced_between_its_markers_only(tmp_path):
@@ -265,3 +328,44 @@ def test_the_load_client_counts_refused_connections_as_errors():
     assert sum(result.error_reasons.values()) == 6
     with pytest.raises(ValueError):
         load.run_load("https://example.org", "/", [b"{}"])
+
+
+# ---- level 4: the prediction log's figures, the monitoring of a window ----
+
+
+def test_a_logging_services_figures_are_read_once_its_writer_caught_up():
+    app, scrapes = FastAPI(), []
+
+    @app.get("/metrics")
+    async def metrics():
+        scrapes.append(1)
+        queued = 5.0 if len(scrapes) < 3 else 0.0  # the writer catches up by the third scrape
+        text = (
+            "# HELP taxi_prediction_log_written predictions committed\n"
+            f"taxi_prediction_log_written_total {1000 - queued}\n"
+            'taxi_prediction_log_dropped_total{reason="queue_full"} 2.0\n'
+            'taxi_prediction_log_dropped_total{reason="store_error"} 1.0\n'
+            f"taxi_prediction_log_queued {queued}\n"
+            "taxi_prediction_log_lag_seconds 0.0\n"
+        )
+        return PlainTextResponse(text)
+
+    with serve_in_thread(app) as url:
+        figures = servers.prediction_log_figures(url, timeout=30)
+    assert len(scrapes) == 3
+    assert (figures["written"], figures["dropped"], figures["queued"]) == (1000.0, 3.0, 0.0)
+    assert report.logged_text(figures) == "logged 1k predictions, 3 dropped"
+
+
+def test_the_monitoring_of_a_small_window_times_every_step():
+    pytest.importorskip("level4.monitor")
+    said = []
+    run = monitoring.measure_monitoring(3_000, said.append, month_rows=4_000)
+    assert run.rows == 3_000 and 0 < run.reference_rows <= monitoring.REFERENCE_ROWS
+    assert [step.rows for step in run.steps] == [3_000] * 4
+    assert run.drift is run.steps[1] and all(step.seconds > 0 for step in run.steps)
+    assert run.steps[0].note.endswith("0 quality failures")
+    assert run.steps[2].note == "the same scores as the drift report"  # categoricals: the same data, coded cheaper
+    assert any("drift report" in line for line in said)
+    goal = report.evaluate_goals([], run)[-1]
+    assert goal.ok is None and goal.measured.endswith("on 3k rows only")

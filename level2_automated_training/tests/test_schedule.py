@@ -1,21 +1,13 @@
 """`level2 schedule`'s local Prefect server: its UI is told the right API port; it stops when asked.
 And the one line a scheduled run logs about what it registered."""
 
-import socket
-
 from level2.flows import outcome
-from level2.schedule import local_prefect_server
-from taxi.smoke import call_json, port_in_use
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from taxi.pipeline.prefect_server import local_prefect_server
+from taxi.smoke import call_json, free_port, port_in_use
 
 
 def test_local_prefect_server_points_its_ui_at_its_own_port(tmp_path):
-    port = _free_port()
+    port = free_port()
     with local_prefect_server(port, tmp_path / ".prefect") as api_url:
         assert api_url == f"http://127.0.0.1:{port}/api"
         status, ui_settings = call_json(f"http://127.0.0.1:{port}/ui-settings", timeout=10)

@@ -20,8 +20,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from level3.flows import apply_params
 from level3.settings import Settings
+from taxi.deployment.params import apply_params
 from taxi.generator import generate_month
 from taxi.model import build_trip_pipeline, prepare_trips
 from taxi.tracking import log_trip_model, pip_requirements, trusted_types

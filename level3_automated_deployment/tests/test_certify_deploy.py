@@ -1,15 +1,14 @@
-"""Certification of registered versions, promotion, rollback and trace, on a real sqlite MLflow registry."""
+"""Certification of registered versions with this level's thresholds, promotion and trace, on a real sqlite MLflow
+registry (rollback and certification on a given holdout: shared/tests/test_deployment_release.py)."""
 
 from __future__ import annotations
-
-import json
 
 import mlflow
 import pytest
 
-from level3.certify import certify_version, stored_report
-from level3.deploy import CHAMPION, Deployer, DeploymentLog, PromotionRefused
 from level3.trace import trace
+from taxi.deployment.certify import certify_version, stored_report
+from taxi.deployment.deployer import CHAMPION, Deployer, DeploymentLog, PromotionRefused
 from taxi.pipeline.common import load_params
 from taxi.tracking import alias_version
 
@@ -60,32 +59,6 @@ def test_good_candidate_is_promoted_and_each_bad_one_is_rejected_by_its_gate(lab
     markdown = mlflow.artifacts.load_text(f"runs:/{km.run_id}/certification/certification.md")
     assert "REJECTED (failed: no_regression)" in markdown
     assert (lab.dir / "reports" / name / "v2.md").read_text() == markdown
-
-
-def test_rollback_restores_the_previous_champion_and_is_logged(lab):
-    name = "rollback"
-    deployer = _deployer(lab, name)
-    first, second = lab.register("good", name), lab.register("better", name)
-    for version in (first, second):
-        lab.client.set_model_version_tag(name, version, "certified", "true")  # certification is tested above
-        deployer.promote(version, f"promote v{version}")
-    assert deployer.version_of(CHAMPION) == second
-
-    event = deployer.rollback("v2 misbehaves")
-    assert (event.action, event.version, event.previous) == ("rollback", first, second)
-    assert deployer.version_of(CHAMPION) == first
-    tags = lab.client.get_model_version(name, first).tags
-    assert tags["champion_why"] == "v2 misbehaves" and "tests" in tags["champion_by"]
-    lines = [json.loads(line) for line in deployer.log.path.read_text().splitlines()]
-    assert [(e["action"], e["alias"], e["version"]) for e in lines] == [
-        ("set", CHAMPION, first), ("set", CHAMPION, second), ("rollback", CHAMPION, first),
-    ]  # fmt: skip
-    with pytest.raises(PromotionRefused, match="nothing to roll back to"):
-        deployer.rollback("again")
-
-    lab.client.set_registered_model_alias(name, CHAMPION, second)  # moved behind the log's back
-    with pytest.raises(PromotionRefused, match="moved outside level3"):
-        deployer.rollback("unknown history")
 
 
 def test_trace_prints_the_chain_from_version_to_deployments(lab):

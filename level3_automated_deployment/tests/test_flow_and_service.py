@@ -5,8 +5,6 @@ promoted, one rejected, one rolled back at the canary, one at the staging smoke 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,51 +12,31 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from level3.deploy import CANDIDATE, CHALLENGER, CHAMPION, STAGING, Deployer, DeploymentLog
-from level3.flows import apply_params
-from level3.service import create_app, running
+from level3.service import create_app
 from level3.trace import trace
+from taxi.deployment.deployer import CANDIDATE, CHALLENGER, CHAMPION, STAGING, Deployer, DeploymentLog
+from taxi.deployment.params import apply_params
+from taxi.pipeline.scratch import scratch_project
+from taxi.serving import serve_in_thread
 from taxi.smoke import SAMPLE_TRIP, SmokeTestFailed
-
-
-def _run(cwd: Path, env: dict[str, str], *cmd: str) -> None:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
 
 
 @pytest.fixture(scope="module")
 def project(lab, level_files, tmp_path_factory, monkeypatch_module) -> Path:
     """This level's DVC pipeline in a fresh git repo (small months), its settings in the environment; it
     shares the lab's registry, so the lab's other candidates can be registered beside what it trains."""
-    LEVEL, SHARED, TEST_PARAMS = level_files
-    repo = tmp_path_factory.mktemp("repo")
-    level = repo / "level3"
-    beside = "../shared/" in (LEVEL / "dvc.yaml").read_text()  # workspace, or an exported copy
-    shutil.copytree(SHARED / "src", (repo if beside else level) / "shared" / "src",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    shutil.copytree(LEVEL / "src", level / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy2(LEVEL / name, level / name)
-    apply_params(level / "params.yaml", {**TEST_PARAMS, "ingest.rows": 3000, "train.max_iter": 40})
+    LEVEL, _, TEST_PARAMS = level_files
     env = {
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
         "LEVEL3_TRACKING_URI": lab.settings.tracking_uri,
         "LEVEL3_MODEL_NAME": "flow",
         "LEVEL3_POLL_INTERVAL": "0.5",
         "DO_NOT_TRACK": "1",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
-    }  # fmt: skip
+    }
     for key, value in env.items():
         monkeypatch_module.setenv(key, value)
-    full = {**os.environ}
-    _run(repo, full, "git", "init", "-q")
-    _run(level, full, "dvc", "init", "--subdir", "-q")
-    _run(level, full, "dvc", "config", "core.analytics", "false")
-    _run(level, full, "dvc", "remote", "add", "-d", "local", str(repo / "dvc-remote"))
-    _run(repo, full, "git", "add", "-A")
-    _run(repo, full, "git", "commit", "-qm", "level 3")
-    return level
+    overrides = {**TEST_PARAMS, "ingest.rows": 3000, "train.max_iter": 40}
+    return scratch_project(LEVEL, tmp_path_factory.mktemp("repo"), overrides, name="level3", env=dict(os.environ))
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +104,7 @@ def test_cd_flow_promotes_good_candidates_and_rejects_a_bad_one(project, lab, ha
     assert "-> certification CERTIFIED" in text and "@champion -> v1" in text and "v1 promoted at first release" in text
 
     # /model of the service (as `level3 serve` builds it) shows the champion's deployment events, promotion included
-    with running(create_app(settings)) as url:
+    with serve_in_thread(create_app(settings)) as url:
         body = httpx.get(f"{url}/model", timeout=30).json()
     assert body["version"] == better and set(body["deployments"]) == {better}
     events = body["deployments"][better]
@@ -179,7 +157,7 @@ def test_cd_flow_rolls_back_a_candidate_that_fails_the_staging_smoke_test(projec
     staging service cannot load at all is the task's own test (``test_staging_smoke_test_reports_...``). So
     the real smoke call is replaced by one that checks the staging service really serves the candidate over
     HTTP, then fails as a broken ``/predict`` would."""
-    import level3.flows
+    import taxi.deployment.cd
     from level3.flows import cd_pipeline, project_settings
 
     name = "flow-staging"
@@ -192,7 +170,7 @@ def test_cd_flow_rolls_back_a_candidate_that_fails_the_staging_smoke_test(projec
         staged.append(httpx.get(f"{url}/health", timeout=30).json()["model_version"])
         raise SmokeTestFailed("POST /predict answered 500: {'detail': 'Internal Server Error'}")
 
-    monkeypatch.setattr(level3.flows, "smoke_test", broken_predict)
+    monkeypatch.setattr(taxi.deployment.cd, "smoke_test", broken_predict)
     record = cd_pipeline(project_dir=str(project), version=int(candidate))
 
     assert staged == [candidate]  # the staging service ran, serving the candidate
@@ -217,7 +195,7 @@ def test_service_serves_the_champion_and_swaps_when_the_alias_moves(lab):
     deployer.promote(first, "first")
     settings = lab.settings_for(name).model_copy(update={"admin_token": SecretStr("s3cret"), "poll_interval": 60.0})
 
-    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
         answer = http.post("/predict", json=SAMPLE_TRIP).json()
         assert (answer["model_version"], answer["variant"]) == (first, "champion")
         deployer.promote(second, "better")
@@ -245,7 +223,7 @@ def test_model_shows_the_served_versions_deployment_events_whatever_the_log_hold
         log.write('{"model": "events", "version": "1", "act\n[1, 2, 3]\n')
     deployer.decision(first, "promoted", "by hand", "the champion")
 
-    with running(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
         body = http.get("/model").json()
         assert (body["version"], body["challenger"]["version"]) == (first, second)
         shown = body["deployments"]
@@ -263,7 +241,9 @@ def test_model_shows_the_served_versions_deployment_events_whatever_the_log_hold
 
 
 def test_staging_smoke_test_reports_a_service_that_cannot_serve(lab):
-    from level3.flows import staging_smoke_test
+    from level3.flows import release_for
+    from taxi.deployment.cd import staging_smoke_test
 
-    failure = staging_smoke_test.fn(lab.settings_for("no-such-model"))  # the task's function, without Prefect
+    release = release_for(lab.settings_for("no-such-model"), lab.dir)
+    failure = staging_smoke_test.fn(release)  # the task's function, without Prefect
     assert failure and "no-such-model" in failure

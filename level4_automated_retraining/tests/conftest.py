@@ -7,6 +7,10 @@ registry with a prediction store and reports in ``tmp_path``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,11 @@ from taxi.tracking import log_trip_model
 
 LEVEL = Path(__file__).resolve().parent.parent
 MODEL = "trip-duration"
+# tests/postgres.py: the throwaway PostgreSQL server (a module beside this one; --import-mode=importlib puts no
+# test folder on sys.path)
+_spec = importlib.util.spec_from_file_location("level4_tests_postgres", Path(__file__).with_name("postgres.py"))
+pg = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pg)
 
 
 @dataclass(frozen=True)
@@ -71,3 +80,33 @@ def registry(tmp_path_factory) -> Registry:
     write_parquet(reference, root / "reference.parquet")  # what the DVC stage `reference` logs with a training run
     client.log_artifact(run.info.run_id, str(root / "reference.parquet"), "monitoring")
     return Registry(uri, run.info.run_id, reference, info.model_uri)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator:
+    """A PostgreSQL server of its own for the session (``tests/postgres.py``). Without one here the PostgreSQL
+    tests skip, naming what to install; with REQUIRE_POSTGRES=1 (CI) they fail instead."""
+    bindir = pg.find_bindir()
+    if bindir is None:
+        _missing(f"no PostgreSQL server (initdb, postgres) found: {pg.INSTALL_HINT}")
+    if importlib.util.find_spec("psycopg") is None:
+        _missing("psycopg is not installed: the level's extra `postgres` (uv sync --extra postgres)")
+    server = pg.PostgresServer.create(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"REQUIRE_POSTGRES=1 and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A new, empty database on the session's server (started again if a test stopped it)."""
+    postgres_server.start()
+    return postgres_server.new_database(request.node.name)

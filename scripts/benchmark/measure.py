@@ -1,7 +1,8 @@
 """Each path measured the same way: answers checked against the registered pipeline, then timed.
 
 - ``measure_server``: a service over HTTP (started, checked, loaded at c=1 and c=8 with single trips and at
-  c=1 with 1000-trip batches, stopped);
+  c=1 with 1000-trip batches; a service that logs predictions: its log's figures once its writer caught up;
+  stopped);
 - ``measure_pipeline`` / ``measure_fast_path``: the same model in-process (one row, 1000 rows);
 - ``measure_validation``: pydantic validation of a 1000-trip list (from Python objects, from JSON bytes).
 """
@@ -52,7 +53,7 @@ def measure_server(
     """Start ``server``, check its answers, load it (c=1, c=8, 1000-trip batches), stop it."""
     say(f"  {server.name}: starting ...")
     started = time.monotonic()
-    result = PathResult(server.name, role, serving_path=server.serving_path)
+    result = PathResult(server.name, role, serving_path=server.serving_path, prediction_log=server.prediction_log)
     payloads, path = model.payloads, server.predict_path
     singles = [server.encode([p]) for p in payloads[:SINGLE_TRIPS]]
     batch = [server.encode(payloads[:BATCH])]
@@ -76,6 +77,8 @@ def measure_server(
                 url, path, batch, max_calls=budget.batch_calls, max_seconds=budget.seconds,
                 min_calls=budget.min_calls // 6, rows_per_call=BATCH,
             ).summary()  # fmt: skip
+            if server.prediction_log:
+                result.logged = servers.prediction_log_figures(url)
     except (servers.ServerError, OSError) as exc:
         result.note = f"failed: {str(exc).splitlines()[0]}"
         say(f"  {server.name}: FAILED: {exc}")

@@ -1,4 +1,5 @@
-"""What a run found, as tables: every serving path, the goals (✓/✗ against this run), the level wall times.
+"""What a run found, as tables: every serving path, level 4's monitoring, the goals (✓/✗ against this run), the
+level wall times.
 
 Pure functions over ``PathResult`` / ``LevelRun``: ``path_rows`` + ``render_table`` give the table that is
 printed and written to results.md, ``evaluate_goals`` judges the issue's goals on this run's numbers (the
@@ -20,6 +21,10 @@ VS_MLFLOW = 2.0  # ours at least this many times faster than `mlflow models serv
 IN_PROCESS_MS = 1.0
 BATCH_ROWS_PER_S = 100_000
 SAME_ANSWERS = 1e-6  # minutes, against the registered pipeline
+# The goals of issue 12 (level 4): what prediction logging may cost, and the monitoring of a large window.
+LOGGING_COST = 0.10  # throughput with logging on at most this much lower than with it off
+MONITOR_ROWS = 1_000_000  # logged predictions in the monitored window
+DRIFT_SECONDS = 10.0  # the drift report on the inputs of MONITOR_ROWS rows
 
 SERVICE, MLFLOW, PIPELINE, FAST_PATH, VALIDATION = "service", "mlflow", "pipeline", "fast_path", "validation"
 
@@ -36,10 +41,35 @@ class PathResult:
     batch: Summary | None = None  # 1000 rows a call
     max_diff: float | None = None  # largest |prediction - registered pipeline's| over the checked trips
     note: str = ""  # why something is missing ("not available: ...", "failed: ...")
+    prediction_log: bool | None = None  # level 4: logging predictions (True) or not (False); None: no such switch
+    logged: dict[str, float] | None = None  # its prediction log's figures after the runs (benchmark.servers)
 
     @property
     def errors(self) -> int:
         return sum(s.errors for s in (self.c1, self.c8, self.batch) if s is not None)
+
+
+@dataclass(frozen=True)
+class MonitorStep:
+    what: str
+    seconds: float
+    rows: int
+    note: str = ""
+    drift: bool = False  # the drift report on the whole window: what the goal judges
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """Level 4's monitoring of a window of ``rows`` logged predictions, step by step (``benchmark.monitoring``)."""
+
+    rows: int
+    reference_rows: int
+    steps: list[MonitorStep]
+    note: str = ""  # why nothing was measured
+
+    @property
+    def drift(self) -> MonitorStep | None:
+        return next((step for step in self.steps if step.drift), None)
 
 
 @dataclass(frozen=True)
@@ -97,7 +127,7 @@ def path_rows(results: Iterable[PathResult]) -> list[list[str]]:
         def pick(summary: Summary | None, attr: str) -> float | None:
             return getattr(summary, attr) if summary is not None else None
 
-        label = "; ".join(text for text in (short(r.serving_path), r.note) if text)
+        label = "; ".join(text for text in (short(r.serving_path), r.note, logged_text(r.logged)) if text)
         rows.append(
             [
                 r.name,
@@ -115,6 +145,14 @@ def path_rows(results: Iterable[PathResult]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def logged_text(logged: Mapping[str, float] | None) -> str:
+    """A logging service's figures after its runs: "logged 106k predictions, 0 dropped"."""
+    if not logged:
+        return ""
+    text = f"logged {fmt_rate(logged['written'])} predictions, {fmt_rate(logged['dropped'])} dropped"
+    return text + (f", {fmt_rate(logged['queued'])} still queued" if logged.get("queued") else "")
 
 
 def short(serving_path: str) -> str:
@@ -154,8 +192,9 @@ def _looks_numeric(cell: str) -> bool:
     return True
 
 
-def evaluate_goals(results: Sequence[PathResult]) -> list[Goal]:
-    """The issue's goals against this run: per service of ours, then in-process. Unmeasured -> ok None."""
+def evaluate_goals(results: Sequence[PathResult], monitoring: MonitorRun | None = None) -> list[Goal]:
+    """The issues' goals against this run: per service of ours, in-process, then level 4's (what logging costs,
+    the monitoring of a large window). Unmeasured -> ok None."""
     goals: list[Goal] = []
     mlflow = next((r for r in results if r.role == MLFLOW and r.c1 is not None), None)
     for r in results:
@@ -184,7 +223,50 @@ def evaluate_goals(results: Sequence[PathResult]) -> list[Goal]:
         goals.append(Goal(goal, pipeline.name, measured, pipeline.c1.p50_ms <= IN_PROCESS_MS))
     else:
         goals.append(Goal(goal, "in-process", "not measured", None))
+    goals += _logging_goals(results)
+    if monitoring is not None:
+        goals.append(_monitoring_goal(monitoring))
     return goals
+
+
+def _logging_goals(results: Sequence[PathResult]) -> list[Goal]:
+    """Level 4's throughput with prediction logging on against off (none when level 4 was not measured)."""
+    on = next((r for r in results if r.prediction_log is True), None)
+    off = next((r for r in results if r.prediction_log is False), None)
+    if on is None and off is None:
+        return []
+    goals = []
+    for what, attr, unit in (("single rows, c=8", "c8", "req/s"), ("1000-row batches", "batch", "rows/s")):
+        goal = f"prediction logging costs ≤ {LOGGING_COST:.0%} of throughput ({what})"
+        rates = [_rate(getattr(r, attr, None) if r else None, unit) for r in (on, off)]
+        if None in rates or not rates[1]:
+            goals.append(Goal(goal, "level 4 service", "not measured", None))
+            continue
+        cost = 1 - rates[0] / rates[1]
+        measured = f"{cost:.0%} lower: {fmt_rate(rates[0])} on, {fmt_rate(rates[1])} off ({unit})"
+        goals.append(Goal(goal, "level 4 service", measured, cost <= LOGGING_COST))
+    return goals
+
+
+def _rate(summary: Summary | None, unit: str) -> float | None:
+    if summary is None or summary.ok == 0:
+        return None
+    return summary.rows_per_s if unit == "rows/s" else summary.calls_per_s
+
+
+def _monitoring_goal(run: MonitorRun) -> Goal:
+    goal = f"drift on the inputs of {fmt_rate(MONITOR_ROWS)} logged rows < {DRIFT_SECONDS:g} s"
+    drift = run.drift
+    if drift is None:
+        return Goal(goal, "level4.monitor", run.note or "not measured", None)
+    measured = f"{drift.seconds:.1f} s"
+    if run.rows < MONITOR_ROWS:  # a quick run: too few rows to judge
+        return Goal(goal, "level4.monitor", f"{measured} on {fmt_rate(run.rows)} rows only", None)
+    return Goal(goal, "level4.monitor", measured, drift.seconds < DRIFT_SECONDS)
+
+
+def monitoring_rows(run: MonitorRun) -> list[list[str]]:
+    return [[step.what, f"{step.rows:,}", f"{step.seconds:.1f}", step.note] for step in run.steps]
 
 
 def _at_most(goal: str, subject: str, value: float | None, limit: float, unit: str) -> Goal:
@@ -231,9 +313,11 @@ def results_markdown(
     not_measured: Sequence[str],
     total_seconds: float,
     chart: str | None = "results.png",
+    monitoring: MonitorRun | None = None,
 ) -> str:
-    """results.md: when and where, the model and the load, the paths, the goals, the level wall times."""
-    goals = evaluate_goals(results)
+    """results.md: when and where, the model and the load, the paths, level 4's monitoring, the goals, the level
+    wall times."""
+    goals = evaluate_goals(results, monitoring)
     met = sum(g.ok is True for g in goals)
     lines = [
         "# `make bench` results",
@@ -259,7 +343,9 @@ def results_markdown(
         "What each service reported as its serving path (`GET /model`, key `serving_path`):",
         "",
         *(f"- {r.name}: {r.serving_path or 'nothing'}" for r in results if r.role == SERVICE),
+        *_logging_lines(results),
         "",
+        *_monitoring_lines(monitoring),
         f"## Goals ({met} of {len(goals)} met in this run)",
         "",
         render_table(["goal", "path", "this run", "met"], goal_rows(goals), markdown=True),
@@ -278,6 +364,35 @@ def results_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _logging_lines(results: Sequence[PathResult]) -> list[str]:
+    if not any(r.prediction_log is not None for r in results):
+        return []
+    return [
+        "",
+        "Level 4 is measured twice, the same service with prediction logging on (`LEVEL4_PREDICTION_LOG=true`, the",
+        "default: every answered trip queued and written to a SQLite prediction store in the run's temp folder by",
+        "the writer thread) and off (`false`: level 3's service, no store). What its log held once the writer had",
+        "caught up is in the serving-path cell.",
+    ]
+
+
+def _monitoring_lines(run: MonitorRun | None) -> list[str]:
+    if run is None:
+        return []
+    lines = ["## Monitoring a large window (level 4)", ""]
+    if not run.steps:
+        return [*lines, f"Not measured: {run.note}.", ""]
+    return [
+        *lines,
+        f"`level4.monitor` in this process on {run.rows:,} logged predictions against a reference of "
+        f"{run.reference_rows:,} training trips (generated months; no feedback, so no performance report; see "
+        "`scripts/benchmark/monitoring.py`). The last two rows are cheap wins measured here, not made in level 4.",
+        "",
+        render_table(["what", "rows", "seconds", "note"], monitoring_rows(run), markdown=True),
+        "",
+    ]
+
+
 def readme_block(
     *,
     machine: Mapping[str, str],
@@ -285,9 +400,11 @@ def readme_block(
     levels: Sequence[LevelRun],
     total_seconds: float,
     link: object,
+    monitoring: MonitorRun | None = None,
 ) -> str:
-    """The README's copy of the latest run: the paths table, the goals met, the level wall times."""
-    goals = evaluate_goals(results)
+    """The README's copy of the latest run: the paths table, level 4's monitoring, the goals met, the level wall
+    times."""
+    goals = evaluate_goals(results, monitoring)
     missed = sorted({g.goal for g in goals if g.ok is False})
     lines = [
         f"Latest run: {machine['date']}, commit {machine['commit']}, {machine['cores']} cores ({machine['cpu']}), "
@@ -296,6 +413,11 @@ def readme_block(
         "",
         render_table(HEADERS, path_rows(results), markdown=True),
         "",
+        *(
+            [f"Monitoring (level 4, {monitoring.rows:,} logged rows): {_steps_text(monitoring)}.", ""]
+            if monitoring and monitoring.steps
+            else []
+        ),
         f"Goals met in this run: {sum(g.ok is True for g in goals)} of {len(goals)}"
         + (f"; missed: {'; '.join(missed)}." if missed else "."),
     ]
@@ -308,6 +430,10 @@ def readme_block(
         )
         lines += ["", f"Wall times (fresh copy of the tree, after setup): {times}."]
     return "\n".join(lines)
+
+
+def _steps_text(run: MonitorRun) -> str:
+    return "; ".join(f"{step.what} {step.seconds:.1f} s" for step in run.steps)
 
 
 def one_line(r: PathResult) -> str:
@@ -323,6 +449,8 @@ def one_line(r: PathResult) -> str:
         parts.append(f"max |Δ| {fmt_diff(r.max_diff)}")
     if any((r.c1, r.c8, r.batch)):
         parts.append(f"errors {r.errors}")
+    if r.logged:
+        parts.append(logged_text(r.logged))
     if r.serving_path:
         parts.append(f"serving path: {r.serving_path}")
     return f"{r.name}: " + "; ".join(parts or [r.note or "not measured"])

@@ -59,6 +59,7 @@ class Server:
     info_path: str | None = "/model"  # where the service says what it serves (serving_path); None: nowhere
     encoders: Mapping[str, Callable[[Payloads], bytes]] = field(default_factory=lambda: {"trips": encode_trips})
     serving_path: str = ""  # what to record when the service does not say
+    prediction_log: bool | None = None  # level 4: whether it logs predictions (None: not a service that can)
 
     @property
     def encode(self) -> Callable[[Payloads], bytes]:
@@ -150,7 +151,9 @@ def base_env(venv_bin: Path, settings: Mapping[str, str]) -> dict[str, str]:
     return env | dict(settings)
 
 
-def level_service(level: int, venv_bin: Path, settings: Mapping[str, str]) -> Server:
+def level_service(
+    level: int, venv_bin: Path, settings: Mapping[str, str], name: str | None = None, prediction_log: bool | None = None
+) -> Server:
     """``levelN serve`` on 127.0.0.1 with ``settings`` (LEVELN_* variables)."""
     labels = {
         1: "level 1 service (handed-off file)",
@@ -158,10 +161,33 @@ def level_service(level: int, venv_bin: Path, settings: Mapping[str, str]) -> Se
         3: "level 3 service (@champion, hot swap)",
     }
     return Server(
-        name=labels.get(level, f"level {level} service"),
+        name=name or labels.get(level, f"level {level} service"),
         command=lambda port: [str(venv_bin / f"level{level}"), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=base_env(venv_bin, settings),
+        prediction_log=prediction_log,
     )
+
+
+LOG_METRICS = ("written", "dropped", "queued")  # taxi_prediction_log_<name>[_total] on a level 4 service's /metrics
+
+
+def prediction_log_figures(base_url: str, timeout: float = 120.0) -> dict[str, float]:
+    """A logging service's prediction-log figures from ``/metrics`` once its writer has caught up (nothing queued,
+    or ``timeout`` passed): {"written": n, "dropped": n (every reason), "queued": n, "caught_up_s": seconds}."""
+    began = time.monotonic()
+    while True:
+        request = urllib.request.Request(base_url + "/metrics")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read().decode()
+        figures = {name: 0.0 for name in LOG_METRICS}
+        for line in text.splitlines():
+            for name in LOG_METRICS:
+                if line.startswith((f"taxi_prediction_log_{name}_total", f"taxi_prediction_log_{name} ")):
+                    figures[name] += float(line.rpartition(" ")[2])
+        waited = time.monotonic() - began
+        if figures["queued"] == 0 or waited > timeout:
+            return figures | {"caught_up_s": waited}
+        time.sleep(0.2)
 
 
 def mlflow_models_serve(venv_bin: Path, model_uri: str, tracking_uri: str) -> Server:

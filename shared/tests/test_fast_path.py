@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 import taxi.fast_path
+from taxi.api_payloads import trip_payloads
 from taxi.fast_path import (
     TOLERANCE_MIN,
     FastPathError,
@@ -20,7 +25,7 @@ from taxi.fast_path import (
 from taxi.generator import generate_month
 from taxi.inference import predict_trips
 from taxi.model import INPUT_COLUMNS, build_model, build_trip_pipeline, prepare, prepare_trips
-from taxi.serving import SklearnModel, create_app
+from taxi.serving import SklearnModel, TripRow, batch_adapter, create_app, parse_body, row_adapter
 from taxi.trip import Trip, trips_to_frame
 
 
@@ -69,6 +74,29 @@ def test_the_compiled_path_answers_exactly_what_the_pipeline_answers(trip_pipeli
 def predict_trips_one(fast: FastTripModel, trip: Trip) -> float:
     (value,) = fast.predict_trips([trip])
     return float(value)
+
+
+def test_batches_get_the_same_floats_as_the_pipeline_in_blocks_and_masks_of_either_width(
+    trip_pipeline, feature_pipeline
+):
+    """Bit for bit, not within a tolerance: the leaves are summed in scikit-learn's order (a NumPy that summed
+    pairwise would show here first), over several blocks of rows, with uint32 masks (trees of up to 31 leaves)
+    and uint64 masks (up to 63)."""
+    month = generate_month("2024-06", rows=2 * taxi.fast_path.BLOCK_ROWS + 500, seed=11)[INPUT_COLUMNS]
+    narrow = compile_trip_pipeline(trip_pipeline)
+    assert narrow.trees.mask_kind is np.uint32
+    assert np.array_equal(narrow.predict(month), trip_pipeline.predict(month))
+    trips = [Trip.model_validate(payload) for payload in trip_payloads(month.head(800))[0]]
+    assert np.array_equal(narrow.predict_trips(trips), trip_pipeline.predict(trips_to_frame(trips)))
+    wide = compile_trip_pipeline(feature_pipeline)
+    assert wide.trees.mask_kind is np.uint64
+    assert np.array_equal(wide.predict(month), feature_pipeline.predict(prepare_inputs_frame(month)))
+
+
+def prepare_inputs_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    from taxi.model import build_features
+
+    return build_features(frame)
 
 
 def test_a_feature_pipeline_with_wide_trees_compiles_and_checks_itself(feature_pipeline):
@@ -144,3 +172,71 @@ def test_the_batch_path_still_refuses_bad_bodies_clearly(feature_pipeline):
     assert nan.status_code == 422 and nan.json()["detail"][0]["loc"] == ["body", 0, "trip_distance"]
     broken = http.post("/predict", content=b"[{")
     assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_batch_rows_follow_the_trip_rules_and_leave_time_zones_to_trip():
+    """A batch is validated as TripRow objects (no Python per trip) where Trip would give the same values; a
+    pickup time with a time zone is refused there and the batch is validated as Trip objects instead."""
+    assert TripRow is not None  # Trip gained a rule TripRow does not know of: see serving._trip_row_class
+    rows, trips = row_adapter(10), batch_adapter(10)
+    good = edge_trips()[0].model_dump(mode="json")
+    variants = [
+        ("PULocationID", v) for v in (1, 265, 0, 266, "74", 74.0, 74.5, None)
+    ] + [
+        ("trip_distance", v) for v in (0, 200, 200.001, -1, "1.5", None)
+    ] + [
+        ("passenger_count", v) for v in (None, 0, 9, 10, 1.0, 1.5, "2")
+    ] + [
+        ("lpep_pickup_datetime", v)
+        for v in ("2024-03-05 08:15:00", "2024-03-05", "2000-01-01T00:00:00", "1999-12-31T23:59:59.999999",
+                  "2099-12-31T23:59:59.999999", "2100-01-01T00:00:00", "2024-03-05T08:15", "2024-13-01T00:00:00")
+    ]  # fmt: skip
+    for field, value in variants:
+        body = json.dumps([good, {**good, field: value}]).encode()
+        expected = _validated(trips, body)
+        got = _validated(rows, body)
+        assert got == expected, (field, value)
+    body = json.dumps([good, {k: v for k, v in good.items() if k != "passenger_count"}]).encode()
+    assert _validated(rows, body) == _validated(trips, body)
+
+    aware = json.dumps([good, {**good, "lpep_pickup_datetime": "2024-07-04T23:59:59-04:00"}]).encode()
+    assert _validated(rows, aware) is None
+    parsed, status, _ = parse_body(aware, trips, 10, rows)
+    assert status == 200 and all(isinstance(t, Trip) for t in parsed)
+    assert parsed[1].lpep_pickup_datetime == datetime(2024, 7, 4, 23, 59, 59)  # Trip's conversion
+    parsed, _, _ = parse_body(json.dumps([good, good]).encode(), trips, 10, rows)
+    assert all(isinstance(t, TripRow) for t in parsed)
+
+
+def _validated(adapter, body: bytes) -> list[dict] | None:
+    try:
+        return [{name: getattr(t, name) for name in Trip.model_fields} for t in adapter.validate_json(body)]
+    except ValidationError:
+        return None
+
+
+def test_a_batch_with_and_without_time_zones_gets_the_pipelines_answers(trip_pipeline):
+    model = _TripModel(trip_pipeline)
+    http = TestClient(create_app(model))
+    trips = edge_trips() * 3
+    body = [t.model_dump(mode="json") for t in trips]
+    expected = trip_pipeline.predict(trips_to_frame(trips))
+    naive = http.post("/predict", json=[*body[:-1], {**body[-1], "lpep_pickup_datetime": "2024-07-04T23:59:59"}])
+    aware = http.post("/predict", json=body)  # the last trip's time has a zone: validated as Trip objects
+    assert naive.status_code == aware.status_code == 200
+    assert np.array_equal(naive.json()["predictions"], expected)
+    assert np.array_equal(aware.json()["predictions"], expected)
+
+
+class _TripModel:
+    """A raw-trip pipeline served with its fast path (what a registry model is to a service)."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.fast_path, self.serving_path = fast_path_for(pipeline)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.pipeline.predict(frame)
+
+    def describe(self) -> dict:
+        return {"version": "1", "serving_path": self.serving_path}

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
 import yaml
@@ -16,7 +17,7 @@ from taxi.pipeline import StageError, stage_cli
 from taxi.pipeline.common import load_params, months_of
 from taxi.pipeline.evaluate import evaluate
 from taxi.pipeline.ingest import ingest
-from taxi.pipeline.prepare import prepare, split_months
+from taxi.pipeline.prepare import Split, prepare, split_months
 from taxi.pipeline.register import register
 from taxi.pipeline.train import train
 from taxi.pipeline.validate import validate
@@ -52,7 +53,7 @@ def stages(tmp_path_factory):
 def _run_stages(root: Path, uri: str):
     ingest(PARAMS["ingest"], root / "raw", root / "downloads")
     validate(root / "raw", root / "validated", root / "reports" / "validation.json", MONTHS)
-    prepare(root / "validated", root / "prepared", MONTHS, PARAMS["prepare"]["test_months"])
+    prepare(root / "validated", root / "prepared", Split.of(PARAMS))
     run, model = root / "models" / "train_run.json", root / "models" / "model.skops"
     train(root / "prepared" / "train.parquet", model, run, PARAMS, tracking_uri=uri, experiment="unit")
     evaluate(model, run, root / "prepared" / "test.parquet", root / "reports", tracking_uri=uri)
@@ -103,6 +104,43 @@ def test_a_broken_month_stops_validate(tmp_path):
 def test_prepare_refuses_a_split_without_training_or_test_months(test_months):
     with pytest.raises(StageError, match="test_months must be between 1 and 2"):
         split_months(MONTHS, test_months)
+
+
+def test_test_days_hold_out_the_newest_days_and_train_on_every_month(stages, tmp_path):
+    """Level 4's split: the last 7 days of the last month test, everything before them trains."""
+    root, _, _ = stages
+    split = Split.of({**PARAMS, "prepare": {"test_days": 7}})
+    assert split.train_months == MONTHS and str(split.cutoff) == "2024-03-25 00:00:00"
+    assert split.describe("train") == "2024-01, 2024-02, 2024-03 before 2024-03-25"
+    written = prepare(root / "validated", tmp_path, split)
+    train, test = (pd.read_parquet(written[name]) for name in ("train", "test"))
+    pickup = "lpep_pickup_datetime"
+    assert train[pickup].max() < split.cutoff <= test[pickup].min()
+    assert set(MONTHS) <= set(train[pickup].dt.strftime("%Y-%m"))  # (+ the odd stray pickup real files have)
+
+
+@pytest.mark.parametrize(
+    ("prepare_params", "message"),
+    [
+        ({}, "exactly one of test_months"),
+        ({"test_months": 1, "test_days": 7}, "exactly one of test_months"),
+        ({"test_days": 0}, "test_days must be between 1 and 20"),
+        ({"test_days": 31}, "test_days must be between 1 and 20"),
+    ],
+)
+def test_a_split_needs_one_valid_rule(prepare_params, message):
+    with pytest.raises(StageError, match=message):
+        Split.of({**PARAMS, "prepare": prepare_params})
+
+
+def test_excluded_months_are_left_out_and_must_be_among_the_months():
+    """Level 4 quarantines a month with a broken feed: the pipeline never reads it."""
+    ingest_params = {**PARAMS["ingest"], "exclude_months": ["2024-02"]}
+    assert months_of(ingest_params) == ["2024-01", "2024-03"]
+    with pytest.raises(StageError, match=r"2024-07 not among the months 2024-01\.\.2024-03"):
+        months_of({**ingest_params, "exclude_months": ["2024-07"]})
+    with pytest.raises(StageError, match="excludes every month"):
+        months_of({**ingest_params, "exclude_months": MONTHS})
 
 
 def test_missing_params_file_is_a_stage_error(tmp_path):

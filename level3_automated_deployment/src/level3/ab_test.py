@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from level3.load import MAX_REASON_CHARS, describe_error, new_client, read_deployment, routing_key, trip_payloads
+from taxi.deployment.load import (
+    MAX_REASON_CHARS,
+    describe_error,
+    new_client,
+    read_deployment,
+    routing_key,
+    trip_payloads,
+)
 from taxi.model import duration_minutes, served_trips
 from taxi.routing import CHALLENGER, CHAMPION, VARIANTS, variant_for
 from taxi.serving import ROUTING_HEADER

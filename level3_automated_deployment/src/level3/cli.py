@@ -32,7 +32,7 @@ def _client():
 
 
 def _deployer(via: str):
-    from level3.deploy import Deployer, DeploymentLog
+    from taxi.deployment.deployer import Deployer, DeploymentLog
 
     settings, client = _client()
     return settings, Deployer(client, settings.model_name, DeploymentLog(settings.deploy_log), via=via)
@@ -65,8 +65,9 @@ def cd(
     ] = None,
 ) -> None:
     """Run the CD flow: train + register (or --version) -> certify -> staging smoke test -> canary -> champion."""
-    from level3.flows import DeploymentError, cd_pipeline
+    from level3.flows import cd_pipeline
     from taxi.certification import GateConfigError
+    from taxi.deployment import DeploymentError
     from taxi.pipeline.tools import ToolError
     from taxi.tracking import RegistryError
 
@@ -82,8 +83,8 @@ def cd(
 @app.command()
 def certify(version: Annotated[int, typer.Argument(help="registered version to certify")]) -> None:
     """Run the certification gates on VERSION against @champion (report logged to its run, tags set)."""
-    from level3.certify import certify_version
     from taxi.certification import GateConfigError
+    from taxi.deployment.certify import certify_version
     from taxi.pipeline.common import load_params
     from taxi.tracking import RegistryError
 
@@ -105,7 +106,7 @@ def promote(
     reason: Annotated[str, typer.Option(help="why (recorded)")] = "promoted by hand",
 ) -> None:
     """Point @champion at a certified VERSION by hand (the service picks it up); uncertified: refused."""
-    from level3.deploy import PromotionRefused
+    from taxi.deployment.deployer import PromotionRefused
     from taxi.tracking import RegistryError
 
     _, deployer = _deployer("level3 promote")
@@ -119,7 +120,7 @@ def promote(
 @app.command()
 def rollback(reason: Annotated[str, typer.Option(help="why (recorded)")] = "rolled back by hand") -> None:
     """Return @champion to the champion before it (from the deployment log); a running service swaps back."""
-    from level3.deploy import PromotionRefused
+    from taxi.deployment.deployer import PromotionRefused
 
     _, deployer = _deployer("level3 rollback")
     try:
@@ -132,8 +133,8 @@ def rollback(reason: Annotated[str, typer.Option(help="why (recorded)")] = "roll
 @app.command()
 def trace(version: Annotated[str, typer.Argument(help="a version number, or an alias such as champion")]) -> None:
     """The chain behind VERSION: run, params, data hash, dvc.lock, git commit, certification, deployment events."""
-    from level3.deploy import DeploymentLog
     from level3.trace import trace as chain
+    from taxi.deployment.deployer import DeploymentLog
     from taxi.tracking import RegistryError, alias_version
 
     settings, client = _client()
@@ -152,8 +153,8 @@ def trace(version: Annotated[str, typer.Argument(help="a version number, or an a
 @app.command()
 def status() -> None:
     """Registered versions: certification, aliases, and the last deployment events."""
-    from level3.deploy import DeploymentLog
     from level3.status import status_lines
+    from taxi.deployment.deployer import DeploymentLog
 
     settings, client = _client()
     typer.echo("\n".join(status_lines(client, settings.model_name, DeploymentLog(settings.deploy_log))))
@@ -168,19 +169,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default LEVEL3_PORT)")] = None,
 ) -> None:
     """Serve @champion (+ @challenger on a share of traffic), hot-swapping as the aliases move (docs at /docs)."""
-    from mlflow.exceptions import MlflowException
-
     from level3.service import create_app
-    from taxi.serving import run_service
+    from taxi.deployment.serve import serve_command
 
-    settings = settings_or_fail(load_settings)
-    if not settings.token:
-        typer.echo("no LEVEL3_ADMIN_TOKEN: POST /admin/reload is disabled; new versions arrive by polling")
-    raise typer.Exit(
-        run_service(
-            lambda: create_app(settings), host or settings.host, port or settings.port, (LookupError, MlflowException)
-        )
-    )
+    serve_command(load_settings, create_app, host, port)
 
 
 @app.command("ab-test")
@@ -194,7 +186,7 @@ def ab_test(
 ) -> None:
     """Replay a month through the service's champion/challenger split, join true durations, give a verdict."""
     from level3.ab_test import ABTestError, run_ab_test
-    from level3.load import ServiceUnavailable
+    from taxi.deployment.load import ServiceUnavailable
     from taxi.generator import generate_month
 
     trips = generate_month(month, rows=rows, scenario=scenario, seed=99)

@@ -26,11 +26,11 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from level3.deploy import DeploymentLog
 from level3.flows import cd_pipeline, project_settings, train_candidate
-from level3.load import LoadGenerator
 from level3.settings import Settings
 from level3.status import status_lines
+from taxi.deployment.deployer import DeploymentLog
+from taxi.deployment.load import LoadGenerator
 from taxi.generator import generate_month
 from taxi.pipeline import tools
 from taxi.service_process import ServiceStartError, service_process

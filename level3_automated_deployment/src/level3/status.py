@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from level3.deploy import DeploymentLog
+from taxi.deployment.deployer import DeploymentLog
 
 
 def status_lines(client: MlflowClient, name: str, log: DeploymentLog, last: int = 6, width: int = 160) -> list[str]:

@@ -20,8 +20,8 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from level3.certify import stored_report
-from level3.deploy import DeploymentLog
+from taxi.deployment.certify import stored_report
+from taxi.deployment.deployer import DeploymentLog
 from taxi.tracking import get_version
 
 

@@ -1,4 +1,5 @@
-"""`level4`: pipeline stages (run by DVC), the service with prediction logging, feedback, monitoring, the demo.
+"""`level4`: pipeline stages (run by DVC), the service with prediction logging, feedback, monitoring, the
+policy and retraining (`watch`), the year replay.
 
 The library functions raise named errors; only these commands turn them into one red line and exit 1.
 
@@ -30,14 +31,15 @@ def stage_reference(
 ) -> None:
     """The training months' trips as the API accepts them -> OUT and the training run (monitoring reference)."""
     from level4.reference import write_reference
-    from taxi.pipeline.common import StageError, load_params, months_of
+    from taxi.pipeline.common import StageError, load_params
+    from taxi.pipeline.prepare import Split
 
     settings = settings_or_fail(load_settings)
     try:
         params = load_params(settings.params_file)
         ref = params.get("reference") or {}
         write_reference(
-            validated, out, run, months_of(params["ingest"]), int(params["prepare"]["test_months"]),
+            validated, out, run, Split.of(params),
             rows=int(ref.get("rows", 20000)), seed=int(ref.get("seed", 0)), tracking_uri=settings.tracking_uri,
         )  # fmt: skip
     except (StageError, OSError, KeyError) as exc:
@@ -50,21 +52,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default LEVEL4_PORT)")] = None,
 ) -> None:
     """Serve @champion (+ @challenger), hot-swapping, logging every prediction; POST /feedback takes the truth."""
-    from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import ArgumentError
 
     from level4.service import create_app
-    from taxi.serving import run_service
+    from taxi.deployment.serve import serve_command
 
-    settings = settings_or_fail(load_settings)
-    raise typer.Exit(
-        run_service(
-            lambda: create_app(settings),
-            host or settings.host,
-            port or settings.port,
-            (LookupError, MlflowException, ArgumentError, OSError),
-        )
-    )
+    serve_command(load_settings, create_app, host, port, cannot_start=(ArgumentError, OSError))
 
 
 FEEDBACK_FILE = "CSV, JSON lines or parquet: request_id, index, actual_duration_min or dropoff_datetime"
@@ -116,18 +109,62 @@ def monitor(
 
 
 @app.command()
-def demo(port: Annotated[int, typer.Option(help="the service's port on 127.0.0.1")] = 8004) -> None:
-    """`make run`'s story: a champion, the service, a month of traffic, its feedback, the monitoring flow."""
-    from level4.demo import DemoError, results_table, run_demo
+def watch(
+    month: Annotated[str | None, typer.Option(help="the window (YYYY-MM; default: the latest month)")] = None,
+    service_url: Annotated[str | None, typer.Option(help="the running service a retraining's canary uses")] = None,
+) -> None:
+    """Monitor a window, let policy.yaml decide, and act: alert, quarantine the month, or retrain + release."""
     from level4.flows import MonitoringError
+    from level4.flows import watch as watch_flow
+    from level4.policy import PolicyError
+    from taxi.deployment import DeploymentError
+
+    settings_or_fail(load_settings)
+    try:
+        watch_flow(project_dir=".", month=month, service_url=service_url)
+    except (MonitoringError, PolicyError, DeploymentError) as exc:
+        fail(f"watch: {exc}")
+
+
+@app.command()
+def replay(
+    scenario: Annotated[str, typer.Option(help="drift, stationary or data_quality")] = "drift",
+    port: Annotated[int, typer.Option(help="the service's port on 127.0.0.1")] = 8004,
+    trips: Annotated[int, typer.Option(min=500, help="trips of live traffic per month")] = 3000,
+) -> None:
+    """The year replay: a certified champion, then month by month traffic, feedback, monitoring, the policy and
+    what it triggers; ends with the timeline (table + PNG)."""
+    from level4.flows import MonitoringError
+    from level4.policy import PolicyError
+    from level4.replay import ReplayError, run_replay
+    from level4.timeline import table
+    from taxi.deployment import DeploymentError
     from taxi.pipeline.tools import ToolError
 
-    settings = settings_or_fail(load_settings)
+    settings_or_fail(load_settings)
     try:
-        results = run_demo(Path.cwd(), settings, port, echo=typer.echo)
-    except (DemoError, MonitoringError, ToolError) as exc:
-        fail(f"demo: {exc}")
-    typer.echo("\n" + results_table(results).to_string(index=False))
+        done = run_replay(Path.cwd(), scenario, port, trips=trips, echo=typer.echo)
+    except (ReplayError, MonitoringError, PolicyError, DeploymentError, ToolError) as exc:
+        fail(f"replay: {exc}")
+    typer.echo("\n" + table(done.months).to_string(index=False))
+    typer.echo(f"\n{sum(m.requests for m in done.months)} requests, {done.failed_requests} failed; "
+               f"{done.seconds:.0f} s. Timeline: {done.paths['md']}, {done.paths['png']}")  # fmt: skip
+
+
+@app.command()
+def orchestrate(
+    port: Annotated[int, typer.Option(help="the local Prefect server's port (when PREFECT_API_URL is unset)")] = 4304,
+    service_url: Annotated[str | None, typer.Option(help="the running service a retraining's canary uses")] = None,
+) -> None:
+    """Serve watch (monthly) and retrain (started by the policy's event) as Prefect deployments until Ctrl-C."""
+    from level4.orchestrate import orchestrate as serve_flows
+    from taxi.pipeline.prefect_server import PrefectServerError
+
+    settings_or_fail(load_settings)
+    try:
+        serve_flows(Path.cwd(), port, Path.cwd() / ".prefect", service_url, echo=typer.echo)
+    except PrefectServerError as exc:
+        fail(f"orchestrate: {exc}")
 
 
 @app.command()

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from level4.prediction_log import FEEDBACK, PREDICTIONS, PredictionStore
+from level4.prediction_log import FEEDBACK, PREDICTIONS, REQUEST_ID_LENGTH, PredictionStore
 
 MAX_MINUTES = 24 * 60.0  # a longer "trip" is a data error, not a duration
 MAX_ITEMS = 10_000  # feedback items in one POST /feedback (413 above)
@@ -41,7 +41,9 @@ class Feedback(BaseModel):
         json_schema_extra={"examples": [{"request_id": "3f2a9c1e8d7b4a6f", "index": 0, "actual_duration_min": 14.5}]},
     )
 
-    request_id: str = Field(min_length=1, max_length=200, description="the X-Request-ID the prediction answered with")
+    request_id: str = Field(
+        min_length=1, max_length=REQUEST_ID_LENGTH, description="the X-Request-ID the prediction answered with"
+    )
     index: int = Field(0, ge=0, description="the trip's position in that request's list (0 for a single trip)")
     actual_duration_min: float | None = Field(
         None, gt=0, le=MAX_MINUTES, allow_inf_nan=False, description="the trip's true duration in minutes"

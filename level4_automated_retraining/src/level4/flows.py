@@ -1,11 +1,21 @@
-"""The monitoring flow (Prefect): one window of logged predictions -> Evidently reports -> the typed result.
+"""The level's Prefect flows: ``monitor`` (a window -> Evidently reports), ``watch`` (monitor + the policy + its
+actions) and ``retrain`` (a policy decision -> a retrained model through level 3's release).
 
-    load the window (predictions + feedback, by pickup time)   the champion's training reference (MLflow run)
-        -> drift, quality, performance reports (level4.monitor)
-        -> reports/monitoring/<window>/*.html + *.json + result.json, and the Evidently workspace (level4.workspace)
+    monitor:  load the window (predictions + feedback, by pickup time)   the champion's training reference
+                -> drift, quality, performance reports (level4.monitor)
+                -> reports/monitoring/<window>/*.html + *.json + result.json, the Evidently workspace
+    watch:    monitor -> policy.yaml decides (level4.policy) -> alert (level4.alerts), quarantine, retrain
+    retrain:  params.yaml <- the decision's months -> dvc repro -> certify on the window's newest trips
+                -> @staging smoke test -> canary on the running service -> @champion, or not (level4.release)
 
-``make monitor`` runs it on its own (``level4 monitor``: the latest month with predictions, or ``--month`` /
-``--start --end``); part 2's policy will run it on a schedule and read the ``MonitoringResult`` it returns.
+``make monitor`` runs ``monitor`` alone (``level4 monitor``: the latest month with predictions, or ``--month`` /
+``--start --end``). ``watch`` starts a retraining in one of two ways:
+
+- **event-driven**, when a long-lived Prefect server runs the ``retrain/on-breach`` deployment (``make
+  orchestrate``): it emits the event ``taxi.policy.retrain`` with the decision as payload, and the deployment's
+  trigger (a Prefect automation) starts the retraining with the decision as its parameter;
+- **directly** otherwise (no server, or Prefect's temporary one, which evaluates no automation): it calls the
+  ``retrain`` flow itself.
 """
 
 from __future__ import annotations
@@ -21,23 +31,24 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from level4.alerts import Alert, Notifier
 from level4.monitor import MonitorConfig, MonitoringResult, load_window, monitor_window, save_reports
+from level4.policy import Action, Decision, DecisionLog, decide, load_policy
 from level4.prediction_log import PREDICTIONS, PredictionStore
 from level4.reference import champion_reference
+from level4.release import certified_rmse, project_settings
+from level4.release import retrain as run_retraining
 from level4.service import prediction_store
-from level4.settings import Settings, load_settings
+from level4.settings import Settings
 from level4.workspace import add_window, monitoring_project
 from taxi.pipeline.common import load_params
-from taxi.settings import rooted_in
+
+RETRAIN_EVENT = "taxi.policy.retrain"
+RETRAIN_DEPLOYMENT = "retrain/on-breach"
 
 
 class MonitoringError(RuntimeError):
     """The monitoring flow cannot run: no predictions in the window, no champion or reference, bad thresholds."""
-
-
-def project_settings(project: Path) -> Settings:
-    """The settings, with their relative paths (and a relative sqlite tracking URI) taken in ``project``."""
-    return rooted_in(load_settings(), project, ("params_file", "reports_dir", "workspace_dir"))
 
 
 def monitor_config(params_file: Path) -> MonitorConfig:
@@ -134,3 +145,88 @@ def monitor(
     publish(settings, result, snapshots)
     print(result.summary())
     return result.model_dump(mode="json")
+
+
+# ---- the policy and its actions ----
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(project_dir: str = ".", decision: dict[str, Any] | None = None, service_url: str | None = None) -> dict:
+    """A policy decision (``Decision`` as a dict) -> the retrained model through certification, staging and the
+    canary on the service at ``service_url``; returns the release's decision record."""
+    if not decision:
+        raise MonitoringError("retrain needs the policy's decision (training months, window, reason)")
+    project = Path(project_dir).resolve()
+    settings = project_settings(project)
+    return run_retraining(project, Decision.model_validate(decision), service_url, settings.token)
+
+
+def retraining_is_event_driven() -> bool:
+    """True when a long-lived Prefect server (PREFECT_API_URL) runs the ``retrain/on-breach`` deployment."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return False
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_deployment_by_name(RETRAIN_DEPLOYMENT)
+    except Exception:  # no such deployment, or the server cannot be reached: retrain directly
+        return False
+    return True
+
+
+def request_retraining(project: Path, decision: Decision, service_url: str | None) -> str:
+    """Emit the retraining event the ``retrain/on-breach`` deployment's trigger waits for; its id."""
+    from prefect.events import emit_event
+
+    event = emit_event(
+        event=RETRAIN_EVENT,
+        resource={"prefect.resource.id": f"taxi.window.{decision.window}", "prefect.resource.name": decision.window},
+        payload={"project_dir": str(project), "decision": decision.model_dump(mode="json"), "service_url": service_url},
+    )
+    return str(event.id) if event else "not emitted"
+
+
+def alert_for(decision: Decision) -> Alert:
+    quarantine = Action.quarantine in decision.actions
+    title = f"{decision.rule} in {decision.window}"
+    if quarantine:
+        then = "the window is quarantined: no model trains on it, no retraining, no promotion until the feed is fixed"
+    else:
+        then = "retraining" if decision.retrain else f"no retraining ({decision.held_back})"
+    return Alert(title=title, text=f"{decision.reason}; {then}", severity="critical" if quarantine else "warning",
+                 window=decision.window, details=decision.evidence)  # fmt: skip
+
+
+@flow(name="watch", log_prints=True)
+def watch(project_dir: str = ".", month: str | None = None, service_url: str | None = None) -> dict[str, Any]:
+    """Monitor a window, let policy.yaml decide, act (see module doc). Returns the monitoring result, the
+    decision and what came of it (``outcome``: the retraining's record, or the event requested)."""
+    project = Path(project_dir).resolve()
+    settings = project_settings(project)
+    policy = load_policy(settings.policy_file)
+    result = MonitoringResult.model_validate(monitor(project_dir=str(project), month=month))
+    client = MlflowClient(settings.tracking_uri)
+    champion = result.champion_version
+    champion_rmse = certified_rmse(client, settings.model_name, champion) if champion else None
+    log = DecisionLog(settings.decision_log)
+    decision = decide(policy, result, champion_rmse, log.read())
+    print(decision.summary())
+    notifier = Notifier(settings.alert_log, settings.webhook)
+    if Action.alert in decision.actions:
+        notifier.send(alert_for(decision))
+    outcome: dict[str, Any] = {}
+    if decision.retrain and retraining_is_event_driven():
+        outcome = {"requested": request_retraining(project, decision, service_url), "via": RETRAIN_DEPLOYMENT}
+        print(f"retraining requested: event {RETRAIN_EVENT} -> deployment {RETRAIN_DEPLOYMENT}")
+    elif decision.retrain:
+        outcome = {"release": retrain(project_dir=str(project), decision=decision.model_dump(mode="json"),
+                                      service_url=service_url)}  # fmt: skip
+        release = outcome["release"]
+        if release["decision"] != "promoted":
+            notifier.send(Alert(title=f"retrained v{release['version']} not promoted", severity="warning",
+                                text=f"{release['decision']} at {release['stage']}: {release['reason']}",
+                                window=decision.window))  # fmt: skip
+    log.append(decision, outcome=outcome)
+    return {"monitoring": result.model_dump(mode="json"), "decision": decision.model_dump(mode="json"), **outcome}

@@ -47,6 +47,7 @@ from sqlalchemy import select
 
 from level4.prediction_log import FEEDBACK, PREDICTIONS, PredictionStore
 from taxi.model import MAX_MINUTES, MIN_MINUTES
+from taxi.trip import NEW_YORK
 from taxi.zones import borough_of
 
 NUMERICAL = ["trip_distance", "pickup_hour", "passenger_count", "distance_vs_usual"]
@@ -137,13 +138,20 @@ def load_window(store: PredictionStore, start: datetime | None = None, end: date
         p.c.trip_distance, p.c.pickup_datetime, p.c.passenger_count, p.c.prediction, f.c.actual_duration_min,
     ).outerjoin(f, (f.c.request_id == p.c.request_id) & (f.c.row == p.c.row))  # fmt: skip
     if start is not None:
-        query = query.where(p.c.pickup_datetime >= start)
+        query = query.where(p.c.pickup_datetime >= _new_york_local(start))
     if end is not None:
-        query = query.where(p.c.pickup_datetime < end)
+        query = query.where(p.c.pickup_datetime < _new_york_local(end))
+    query = query.order_by(p.c.id)  # as logged (PostgreSQL's join returns rows in no particular order)
     with store.engine.connect() as connection:
         frame = pd.read_sql(query, connection)
     frame["pickup_datetime"] = pd.to_datetime(frame["pickup_datetime"])
     return frame.astype({"passenger_count": "float64", "actual_duration_min": "float64"})
+
+
+def _new_york_local(bound: datetime) -> datetime:
+    """Pickups are kept as naive New York local times (``taxi.trip``): an aware bound is converted to that (left
+    as it is, PostgreSQL would compare it in the server's time zone and SQLite would drop its offset)."""
+    return bound.astimezone(NEW_YORK).replace(tzinfo=None) if bound.tzinfo else bound
 
 
 def usual_distances(reference: pd.DataFrame) -> pd.Series:

@@ -8,7 +8,14 @@
 request id and the trip's position in the request, the time it was answered, the model version and variant,
 the trip's inputs, the prediction) and ``feedback`` (the true duration of a trip, joined later by request id
 and position: ``level4.feedback``). SQLite in WAL mode by default, with ``synchronous=FULL``: a committed
-batch is on disk before it counts as written. A PostgreSQL URL works the same.
+batch is on disk before it counts as written. A PostgreSQL URL (``postgresql+psycopg://user:password@host/db``,
+the level's extra ``postgres``) works the same (``tests/test_postgres_store.py`` runs the tests on a real
+server): the tables are plain types (``TIMESTAMP WITHOUT TIME ZONE`` holding naive times: pickups in New York
+local time, ``logged_at`` / ``received_at`` in UTC); several services or jobs may create them at once (an
+advisory lock takes them in turn); a connection is tested before use (``pool_pre_ping``), so a server that
+restarts is used again without restarting the service; connecting gives up after ``CONNECT_TIMEOUT_SECONDS``
+unless the URL says otherwise (``?connect_timeout=``); a client's request id longer than the column is cut to
+it (PostgreSQL would refuse the whole batch, where SQLite keeps any length).
 
 **The writer** (``PredictionLog``): ``record`` is what the request path calls. It only appends the request's
 trips and predictions to an in-memory queue (microseconds; no conversion, no I/O) and returns. A writer thread
@@ -50,6 +57,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    text,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -59,12 +67,15 @@ from taxi.trip import Trip
 
 log = logging.getLogger("level4.prediction_log")
 
+REQUEST_ID_LENGTH = 200  # a request id (a client may send its own X-Request-ID) is kept up to this length
+CONNECT_TIMEOUT_SECONDS = 5  # PostgreSQL: an unreachable server is an error after this, not a hang
+SCHEMA_LOCK = 0x6C34_7072  # PostgreSQL advisory lock key: one schema creation at a time
 METADATA = MetaData()
 PREDICTIONS = Table(
     "predictions",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(200), nullable=False),
+    Column("request_id", String(REQUEST_ID_LENGTH), nullable=False),
     Column("row", Integer, nullable=False),  # the trip's position in the request (0 for a single trip)
     Column("logged_at", DateTime, nullable=False),  # when the service answered (UTC)
     Column("model_version", String(64), nullable=False),
@@ -81,7 +92,7 @@ PREDICTIONS = Table(
 FEEDBACK = Table(
     "feedback",
     METADATA,
-    Column("request_id", String(200), primary_key=True),
+    Column("request_id", String(REQUEST_ID_LENGTH), primary_key=True),
     Column("row", Integer, primary_key=True),
     Column("actual_duration_min", Float, nullable=False),
     Column("received_at", DateTime, nullable=False),
@@ -102,15 +113,29 @@ class PredictionStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        parsed = make_url(url)
+        connect_args: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        self.engine: Engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._schema_ready = False
+        self._schema_lock = threading.Lock()
 
     def ensure_schema(self) -> None:
-        """Create the tables if they are not there (raises SQLAlchemyError when the store cannot be reached)."""
-        if not self._schema_ready:
-            METADATA.create_all(self.engine)
+        """Create the tables if they are not there (raises SQLAlchemyError when the store cannot be reached).
+        Threads and processes may call it at once: on PostgreSQL, concurrent CREATE TABLEs of the same table fail
+        on the catalog's unique index, so each takes an advisory lock and checks again once it holds it."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+                METADATA.create_all(connection)
             self._schema_ready = True
 
     def insert_predictions(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -316,7 +341,7 @@ def _rows(batch: list[_Pending]) -> Iterator[dict[str, Any]]:
         logged_at = datetime.fromtimestamp(item.logged_at, UTC).replace(tzinfo=None)
         for row, (trip, prediction) in enumerate(zip(item.trips, item.predictions.tolist(), strict=True)):
             yield {
-                "request_id": item.request_id,
+                "request_id": item.request_id[:REQUEST_ID_LENGTH],
                 "row": row,
                 "logged_at": logged_at,
                 "model_version": item.version,

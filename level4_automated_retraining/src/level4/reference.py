@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from taxi.api_payloads import api_trips
 from taxi.loader import tlc_filename, write_parquet
-from taxi.pipeline.prepare import split_months
+from taxi.pipeline.prepare import Split
 
 ARTIFACT = "monitoring/reference.parquet"
 
@@ -32,20 +32,19 @@ class ReferenceError(LookupError):
 
 
 def write_reference(
-    validated: Path, out: Path, run: Path, months: list[str], test_months: int, rows: int, seed: int, tracking_uri: str
+    validated: Path, out: Path, run: Path, split: Split, rows: int, seed: int, tracking_uri: str
 ) -> pd.DataFrame:
-    """Stage ``reference``: the training months' API trips (at most ``rows``) -> ``out`` and the run of ``run``."""
+    """Stage ``reference``: the training split's API trips (at most ``rows``) -> ``out`` and the run of ``run``."""
     import json
 
-    train_months, _ = split_months(months, test_months)
-    raw = pd.concat([pd.read_parquet(validated / tlc_filename(m)) for m in train_months], ignore_index=True)
+    raw, _ = split.frames(lambda month: pd.read_parquet(validated / tlc_filename(month)))
     trips = api_trips(raw).reset_index(drop=True)
     if len(trips) > rows:
         trips = trips.sample(rows, random_state=seed).sort_values("lpep_pickup_datetime").reset_index(drop=True)
     write_parquet(trips, out)
     run_id = json.loads(run.read_text())["run_id"]
     MlflowClient(tracking_uri).log_artifact(run_id, str(out), Path(ARTIFACT).parent.as_posix())
-    print(f"reference: {len(trips)} trips of {', '.join(train_months)} -> {out} and run {run_id[:8]} ({ARTIFACT})")
+    print(f"reference: {len(trips)} trips of {split.describe('train')} -> {out} and run {run_id[:8]} ({ARTIFACT})")
     return trips
 
 

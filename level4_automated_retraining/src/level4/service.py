@@ -9,6 +9,12 @@ feedback + their metrics.
   names each item's problem: 422 a bad value, 404 an unknown request id, 409 feedback given before.
 - **metrics**: ``/metrics`` gains ``taxi_prediction_log_*`` (written, dropped by reason, queued, lag) and
   ``taxi_feedback_total{outcome}``.
+
+**The switch** ``LEVEL4_PREDICTION_LOG=false`` (``Settings.prediction_log``; default true) serves without any of
+the three: exactly level 3's service. No prediction store is opened, ``POST /feedback`` does not exist (404:
+there is nothing to join feedback to), ``/metrics`` has no ``taxi_prediction_log_*`` or ``taxi_feedback_*``
+series, and ``app.state.prediction_log`` / ``app.state.store`` are None. It is there to measure what logging
+costs (``make bench``) and for a replica that only answers.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from level4.feedback import FEEDBACK_LIST, MAX_ITEMS, Feedback, FeedbackOutcome, feedback_counter, record_feedback
 from level4.prediction_log import PredictionLog, PredictionLogCollector, PredictionStore, sqlite_path
 from level4.settings import Settings
+from taxi.deployment.deployer import DeploymentLog, deployment_details
 from taxi.hotswap import ModelHolder
 from taxi.registry_serving import holder_for
 from taxi.serving import create_app as create_service
@@ -48,7 +55,8 @@ def create_app(
     settings: Settings | None = None, holder: ModelHolder | None = None, store: PredictionStore | None = None
 ) -> FastAPI:
     """The service for ``settings`` (default: from the environment), on ``holder`` (default: the registry's
-    ``@champion`` / ``@challenger``), logging to ``store`` (default: ``settings.prediction_store``)."""
+    ``@champion`` / ``@challenger``), logging to ``store`` (default: ``settings.prediction_store``) unless
+    ``settings.prediction_log`` is off (see module doc)."""
     settings = settings or Settings()
     holder = holder or holder_for(
         settings.tracking_uri,
@@ -56,21 +64,27 @@ def create_app(
         challenger_share=settings.challenger_share,
         poll_interval=settings.poll_interval,
     )
-    store = store or prediction_store(settings.prediction_store)
-    log = PredictionLog(store, max_queue_rows=settings.log_queue_rows, batch_rows=settings.log_batch_rows)
+    store = (store or prediction_store(settings.prediction_store)) if settings.prediction_log else None
+    log = None
+    logs = "prediction logging is off (LEVEL4_PREDICTION_LOG=false)"
+    if store is not None:
+        log = PredictionLog(store, max_queue_rows=settings.log_queue_rows, batch_rows=settings.log_batch_rows)
+        logs = f"logs every prediction to {store.describe()} and takes the true durations at POST /feedback"
     app = create_service(
         holder,
         max_batch=settings.max_batch,
         title="Trip duration - level 4",
         description=f"Serves models:/{settings.model_name}@champion (and @challenger on "
-        f"{holder.challenger_share:.0%} of traffic), swapping versions as the registry aliases move; logs every "
-        f"prediction to {store.describe()} and takes the true durations at POST /feedback.",
+        f"{holder.challenger_share:.0%} of traffic), swapping versions as the registry aliases move; {logs}.",
         admin_token=settings.token,
-        on_predictions=log.record,
-        workers=[log],
+        model_details=deployment_details(DeploymentLog(settings.deploy_log), settings.model_name),
+        on_predictions=log.record if log is not None else None,
+        workers=[log] if log is not None else (),
     )
     app.state.prediction_log = log
     app.state.store = store
+    if store is None or log is None:  # the switch is off: level 3's service
+        return app
     counter = feedback_counter()
     if app.state.metrics is not None:
         app.state.metrics.add_collector(PredictionLogCollector(log))

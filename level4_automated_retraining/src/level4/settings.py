@@ -1,15 +1,17 @@
 """Level 4 settings: environment variables (prefix LEVEL4_) or a .env file in the level folder.
 
-Level 3's settings (``taxi.service_settings``: the registry, the service, hot swap) plus what this level adds:
-where predictions and feedback are kept and how the prediction log behaves, and where the monitoring reports
-and the Evidently workspace go. The pipeline's parameters and the monitoring thresholds live in params.yaml.
+Level 3's settings (``taxi.service_settings``: the registry, the service, hot swap; the deployment log, the
+holdout folder and the certification reports of level 3's release) plus what this level adds: where predictions
+and feedback are kept and how the prediction log behaves, where the monitoring reports and the Evidently
+workspace go, the policy file, the decision log and where alerts go. The pipeline's parameters, the monitoring
+thresholds, the certification gates and the canary live in params.yaml; the retraining rules in policy.yaml.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import taxi.settings
@@ -25,6 +27,11 @@ class Settings(BaseSettings, HotSwapServiceFields):
         description="SQLAlchemy URL of the prediction store (a relative sqlite path is taken in the level folder); "
         "postgresql+psycopg://user:password@host/db for PostgreSQL",
     )
+    prediction_log: bool = Field(
+        True,
+        description="log every prediction to the prediction store; false: level 3's service (no store opened, no "
+        "POST /feedback, no prediction-log metrics)",
+    )
     log_queue_rows: int = Field(
         100_000, ge=1, description="predictions waiting to be written at most; more are dropped (and counted)"
     )
@@ -32,6 +39,20 @@ class Settings(BaseSettings, HotSwapServiceFields):
     reports_dir: Path = Field(Path("reports/monitoring"), description="the monitoring reports (HTML + JSON)")
     workspace_dir: Path = Field(Path("evidently_workspace"), description="the local Evidently workspace (its UI)")
     project_name: str = Field("trip-duration monitoring", description="the Evidently project of the reports")
+    deploy_log: Path = Field(Path("reports/deployments.jsonl"), description="every alias transition, one JSON line")
+    holdout_dir: Path = Field(Path("data/holdout"), description="the frozen holdout month of the first release")
+    certification_dir: Path = Field(Path("reports/certification"), description="certification reports, v<N>.md")
+    policy_file: Path = Field(Path("policy.yaml"), description="the retraining policy: signals -> actions")
+    decision_log: Path = Field(Path("reports/decisions.jsonl"), description="the policy's decisions, one JSON line")
+    alert_log: Path = Field(Path("reports/alerts.log"), description="every alert, one JSON line (the log sink)")
+    alert_webhook: SecretStr = Field(
+        SecretStr(""), description="Slack-compatible incoming-webhook URL for alerts; empty = the log sink only"
+    )
+    replay_dir: Path = Field(Path("reports/replay"), description="the replay's timeline (table, CSV, PNG)")
+
+    @property
+    def webhook(self) -> str | None:
+        return self.alert_webhook.get_secret_value() or None
 
 
 def load_settings() -> Settings:

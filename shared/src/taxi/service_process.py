@@ -30,13 +30,18 @@ def service_process(
     env: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
     stop_timeout: float = 20.0,
+    cwd: Path | None = None,
 ) -> Iterator[str]:
-    """Run ``command`` (a service listening on ``host:port``) until the block ends; yields its base URL."""
+    """Run ``command`` (a service listening on ``host:port``; in ``cwd``, default this process's) until the block
+    ends; yields its base URL."""
     if port_in_use(port, host):
         raise ServiceStartError(f"port {port} is already in use: stop what runs there, or choose another (PORT=...)")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     url = f"http://{host}:{port}"
-    with log_path.open("w") as log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env) as server:
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd) as server,
+    ):
         try:
             wait_until_healthy(url, alive=lambda: server.poll() is None)
             yield url

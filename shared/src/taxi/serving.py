@@ -13,6 +13,11 @@ JSON, a wrong type, a missing field, a negative distance, NaN/inf, an unknown zo
 422 with the field and the rule; more than ``max_batch`` trips give 413. Every response carries an
 ``X-Request-ID``, and each request is logged as one JSON line on the ``taxi.serving`` logger.
 
+A batch costs what its trips cost, not the framework's overhead: the body is validated straight from its bytes,
+as ``TripRow`` objects (``Trip``'s rules in pydantic-core alone) when the compiled model answers and no hook
+reads the trips; the compiled model reads them column by column; the answer is serialised by pydantic in Rust.
+A 1000-trip request takes ~5 ms in the process on 2 cores (``make bench`` measures it over HTTP).
+
 With a ``ModelHolder``, the app also: starts and stops the holder's poller with its lifespan; routes each
 request to the champion or, for a share of routing keys (``X-Routing-Key``, else the request id), the
 challenger, and says which in the response (``variant``); adds the hot-swap status to ``/model``; and has
@@ -28,6 +33,7 @@ routes to the returned app, and Prometheus collectors with ``app.state.metrics.a
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import socket
@@ -44,7 +50,8 @@ import pandas as pd
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, NaiveDatetime, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from starlette.concurrency import run_in_threadpool
 
 from taxi.admin import add_admin_routes
@@ -53,7 +60,7 @@ from taxi.hotswap import Deployment, LoadedModel, ModelHolder
 from taxi.inference import fast_path_of, predict_trips
 from taxi.model import build_features
 from taxi.service_metrics import CONTENT_TYPE, ServiceMetrics
-from taxi.trip import DEFAULT_MAX_BATCH, Trip
+from taxi.trip import DEFAULT_MAX_BATCH, EARLIEST, LATEST, Trip
 
 log = logging.getLogger("taxi.serving")
 ROUTING_HEADER = "X-Routing-Key"
@@ -145,17 +152,61 @@ def batch_adapter(max_batch: int) -> TypeAdapter:
     return TypeAdapter(Annotated[list[Trip], Field(min_length=1, max_length=max_batch)])
 
 
-def parse_body(body: bytes, batch: TypeAdapter, max_batch: int) -> tuple[list[Trip] | None, int, list[dict[str, Any]]]:
+def _trip_row_class() -> type | None:
+    """``TripRow``, made from ``Trip``'s fields; None when ``Trip`` checks a field in Python that this does not
+    know of (then every batch is validated as ``Trip`` objects)."""
+    decorators = Trip.__pydantic_decorators__
+    in_python = [d.info.fields for d in decorators.field_validators.values()]
+    if in_python != [("lpep_pickup_datetime",)] or decorators.model_validators or decorators.validators:
+        return None
+    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
+    for name, info in Trip.model_fields.items():
+        kind = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        if name == "lpep_pickup_datetime":  # Trip's rule for a naive time; an aware one is refused (Trip converts it)
+            kind = Annotated[NaiveDatetime, Field(ge=EARLIEST, lt=LATEST)]
+        namespace["__annotations__"][name] = kind
+        if not info.is_required():
+            namespace[name] = info.default
+    doc = """A trip of a batch as the compiled model reads it: ``Trip``'s fields, types and limits (taken from
+    ``Trip``) in a slotted dataclass that pydantic-core validates alone, with no Python call per trip.
+
+    Cheaper than ``Trip`` objects: no ``__dict__`` or fields-set per trip, a third less validation time and less
+    work for the garbage collector. Where it would differ, it refuses: a pickup time with a time zone (``Trip``
+    converts it to New York time) fails, and the batch is validated again as ``Trip`` objects, so the answer is
+    always ``Trip``'s. Only the compiled model reads rows (``taxi.fast_path``, by attribute); the pipeline and
+    the ``on_predictions`` hook get ``Trip`` objects."""
+    return pydantic_dataclass(type("TripRow", (), namespace | {"__doc__": doc}), slots=True)
+
+
+TripRow = _trip_row_class()
+
+
+def row_adapter(max_batch: int) -> TypeAdapter | None:
+    """``batch_adapter`` for ``TripRow`` objects (None when there is no ``TripRow``)."""
+    if TripRow is None:
+        return None
+    return TypeAdapter(Annotated[list[TripRow], Field(min_length=1, max_length=max_batch)])
+
+
+def parse_body(
+    body: bytes, batch: TypeAdapter, max_batch: int, rows: TypeAdapter | None = None
+) -> tuple[Sequence[Trip] | None, int, list[dict[str, Any]]]:
     """A request body -> (trips, 200, []) or (None, status, errors).
 
-    A valid body is parsed and validated by pydantic in one pass (``batch``: ``batch_adapter(max_batch)``);
-    a body it refuses is read again with ``json.loads`` and ``parse_trips``, which give the answer a client
-    can act on (413 for too many trips, the empty list, malformed JSON, NaN named by its field)."""
+    A valid body is parsed and validated by pydantic in one pass (``batch``: ``batch_adapter(max_batch)``; a
+    list, as ``TripRow`` objects first when ``rows`` is ``row_adapter(max_batch)``); a body they refuse is read
+    again with ``json.loads`` and ``parse_trips``, which give the answer a client can act on (413 for too many
+    trips, the empty list, malformed JSON, NaN named by its field)."""
     head = body.lstrip()[:1]
     try:
         if head == b"{":
             return [Trip.model_validate_json(body)], 200, []
         if head == b"[":
+            if rows is not None:
+                try:
+                    return rows.validate_json(body), 200, []
+                except ValidationError:
+                    pass  # a time zone, or a mistake: Trip's rules decide
             return batch.validate_json(body), 200, []
     except ValidationError:
         pass
@@ -254,7 +305,7 @@ def create_app(
     app = FastAPI(title=title, description=description, version="1.0", lifespan=_poller_lifespan(holder, workers))
     app.state.holder = holder
     app.state.max_batch = max_batch
-    batch = batch_adapter(max_batch)
+    batch, rows = batch_adapter(max_batch), row_adapter(max_batch)
     app.state.metrics = ServiceMetrics(holder) if metrics else None
 
     app.add_middleware(RequestLog)
@@ -280,17 +331,21 @@ def create_app(
     )
     async def predict(request: Request):
         request_id = request.state.request_id
-        trips, status, errors = parse_body(await request.body(), batch, request.app.state.max_batch)
+        deployment: Deployment | None = request.app.state.holder.current  # read once: this request's models
+        served = deployment.pick(request.headers.get(ROUTING_HEADER) or request_id) if deployment else None
+        fast = served is not None and fast_path_of(served.model) is not None
+        # TripRow objects where only the compiled model reads them; the pipeline and the hook get Trip objects
+        trips, status, errors = parse_body(
+            await request.body(), batch, request.app.state.max_batch, rows if fast and on_predictions is None else None
+        )
         if trips is None:
             return _problem(status, errors, request_id)
-        deployment: Deployment | None = request.app.state.holder.current  # read once: this request's models
-        if deployment is None:
+        if served is None:
             return _no_model(request.app.state.holder, request_id)
-        served = deployment.pick(request.headers.get(ROUTING_HEADER) or request_id)
         metrics: ServiceMetrics | None = request.app.state.metrics
         start = time.perf_counter()
         try:
-            if fast_path_of(served.model) is not None:  # microseconds a trip: no thread hop
+            if fast:  # microseconds a trip: no thread hop
                 predictions = predict_trips(served.model, trips)
             else:  # the pipeline: milliseconds, off the event loop
                 predictions = await run_in_threadpool(predict_trips, served.model, trips)
@@ -383,13 +438,20 @@ def _no_model(holder: ModelHolder, request_id: str) -> JSONResponse:
 def run_service(
     create: Callable[[], FastAPI], host: str, port: int, cannot_start: tuple[type[Exception], ...] = ()
 ) -> int:
-    """Build the app and serve it with uvicorn; an expected start-up failure is one clear line, exit 1."""
+    """Build the app and serve it with uvicorn; an expected start-up failure is one clear line, exit 1.
+
+    Once the app is built (libraries imported, the first model loaded), everything alive is frozen out of the
+    garbage collector's sight (``gc.freeze``): a batch request allocates thousands of objects, which trigger
+    collections, and a full collection would otherwise walk the hundreds of thousands of objects of the
+    libraries each time (~0.1-0.3 s on 2 cores, every few dozen batches). What is frozen is never collected
+    as cyclic garbage: at most the objects of the first model, once swapped out."""
     configure_request_logging()
     try:
         app = create()
     except cannot_start as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, access_log=False)
     return 0
 

@@ -80,6 +80,13 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS's pick), for a server a test or a demo starts."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def describe_model(base_url: str) -> str:
     """One line from /model: version, and the run and lineage where the level records them."""
     _, model = call_json(f"{base_url}/model")

@@ -8,7 +8,7 @@ test can call it without DVC:
   one parquet file a month in ``out``;
 - ``validate.validate(raw, out, report, months)``: structurally broken months stop the pipeline
   (taxi.validation.DataValidationError); dirty rows are counted in ``report``;
-- ``prepare.prepare(validated, out, months, test_months)``: train.parquet / test.parquet, the last months
+- ``prepare.prepare(validated, out, Split.of(params))``: train.parquet / test.parquet, the last months
   held out;
 - ``train.train(data, model_out, run_out, params, *, tracking_uri, experiment)``: fit the raw-trip pipeline,
   save it, log an MLflow run with the model and its lineage (git commit, DVC data hash, params hash);

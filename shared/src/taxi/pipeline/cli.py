@@ -79,12 +79,10 @@ def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
 
     @app.command("prepare")
     def stage_prepare(validated: In, out: Out) -> None:
-        """Validated months -> OUT/train.parquet + OUT/test.parquet (params.yaml `prepare.test_months` held out)."""
-        from taxi.pipeline.common import months_of
-        from taxi.pipeline.prepare import prepare
+        """Validated months -> OUT/train.parquet + OUT/test.parquet (params.yaml `prepare`: the newest held out)."""
+        from taxi.pipeline.prepare import Split, prepare
 
-        p = params()
-        run_stage("prepare", prepare, validated, out, months_of(p["ingest"]), int(p["prepare"]["test_months"]))
+        run_stage("prepare", lambda: prepare(validated, out, Split.of(params())))
 
     @app.command("train")
     def stage_train(data: In, model: Out, run: Out) -> None:

@@ -28,8 +28,17 @@ def load_params(path: Path) -> dict[str, Any]:
 
 
 def months_of(ingest_params: dict[str, Any]) -> list[str]:
-    """The months the pipeline works on (params.yaml `ingest.first_month`, `ingest.months`)."""
-    return month_range(str(ingest_params["first_month"]), int(ingest_params["months"]))
+    """The months the pipeline works on: params.yaml `ingest.first_month` and the `ingest.months` after it, less
+    the months in `ingest.exclude_months` (quarantined: level 4 never trains on a month with a broken feed)."""
+    months = month_range(str(ingest_params["first_month"]), int(ingest_params["months"]))
+    excluded = {str(m) for m in ingest_params.get("exclude_months") or []}
+    unknown = sorted(excluded - set(months))
+    if unknown:
+        raise StageError(f"ingest.exclude_months: {', '.join(unknown)} not among the months {months[0]}..{months[-1]}")
+    kept = [m for m in months if m not in excluded]
+    if not kept:
+        raise StageError(f"ingest.exclude_months excludes every month of {months[0]}..{months[-1]}: nothing to train")
+    return kept
 
 
 def write_json(path: Path, data: Any) -> None:

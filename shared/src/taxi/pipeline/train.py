@@ -9,8 +9,8 @@ from typing import Any
 import mlflow
 
 from taxi.model import build_trip_pipeline
-from taxi.pipeline.common import git_commit, md5_of, months_of, params_hash, read_split, write_json
-from taxi.pipeline.prepare import split_months
+from taxi.pipeline.common import git_commit, md5_of, params_hash, read_split, write_json
+from taxi.pipeline.prepare import Split
 from taxi.tracking import log_trip_model, save_pipeline
 
 
@@ -22,12 +22,11 @@ def train(
     trips, y = read_split(data)
     pipeline = build_trip_pipeline(params["train"]).fit(trips, y)
     save_pipeline(pipeline, model_out)
-    train_months, _ = split_months(months_of(params["ingest"]), int(params["prepare"]["test_months"]))
     lineage = {
         "git_commit": git_commit(),
         "data_md5": md5_of(data),  # = the DVC hash of the training data in dvc.lock
         "params_hash": params_hash(params["train"]),
-        "train_months": ",".join(train_months),
+        "train_months": Split.of(params).describe("train").replace(", ", ","),
         "data_source": f"{params['ingest']['source']}/{params['ingest']['scenario']}",
         "dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
     }

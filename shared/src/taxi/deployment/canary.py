@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from level3.load import (
+from taxi.deployment.load import (
     MAX_REASON_CHARS,
     ServiceUnavailable,
     describe_error,

@@ -1,14 +1,17 @@
 """Certifying a registered version: the registry glue around the shared gates (``taxi.certification``).
 
     result = certify_version(client, "trip-duration", 7, params, holdout_dir=Path("data/holdout"))
+    result = certify_version(client, "trip-duration", 7, params, holdout=Holdout(X, y, "logged May trips"))
     result.report.passed, result.report.failed_gates, result.report.to_markdown()
 
 What the gates cannot see for themselves comes from the registry as ``CandidateFacts``: the logged signature,
 whether the skops artifact needs only trusted types, its size. The candidate is loaded exactly as the service
 loads it (``taxi.tracking.RegistryModel``: pyfunc, signature enforced); the champion is ``@champion``, if any.
-Both are scored on the **frozen holdout**: one month (params.yaml ``holdout``) written once to
-``data/holdout/`` and read back for every candidate, so "better than the champion" always means "on the same
-trips" (the report records the holdout's fingerprint).
+Both are scored on the same holdout, so "better than the champion" always means "on the same trips" (the
+report records the holdout's fingerprint). Either the caller hands in a ready ``Holdout`` (trips with their
+true durations, e.g. logged predictions joined with feedback), or ``holdout_dir`` names where the **frozen
+holdout** lives: one month (params.yaml ``holdout``) written once to that folder and read back for every
+candidate.
 
 The report is logged to the candidate's MLflow run (``certification/certification.json`` + ``.md``), copied to
 ``reports/certification/v<N>.md``, and summarised in version tags ``certified``, ``failed_gates``,
@@ -125,17 +128,22 @@ def certify_version(
     version: str | int,
     params: Mapping[str, Any],
     *,
-    holdout_dir: Path,
+    holdout_dir: Path | None = None,
+    holdout: Holdout | None = None,
     reports_dir: Path = Path("reports/certification"),
 ) -> Certified:
-    """Run every gate on ``name`` v``version`` against ``@champion`` on the frozen holdout; record the report.
+    """Run every gate on ``name`` v``version`` against ``@champion`` on a holdout; record the report.
 
-    ``params`` is params.yaml: its ``holdout`` section picks the holdout, ``certification`` the thresholds.
+    ``params`` is params.yaml: its ``certification`` section holds the thresholds. The holdout is ``holdout``
+    when given, else the frozen holdout of params.yaml ``holdout`` kept in ``holdout_dir`` (give one of the two).
     An unknown version raises ``taxi.tracking.RegistryError``; bad thresholds ``GateConfigError``.
     """
+    if (holdout is None) == (holdout_dir is None):
+        raise ValueError("certify_version takes one of holdout (ready trips) or holdout_dir (the frozen holdout)")
     candidate_version = get_version(client, name, version)
     config = parse_gate_config(params.get("certification"), "params.yaml [certification]")
-    holdout = frozen_holdout(params["holdout"], holdout_dir)
+    if holdout_dir is not None:
+        holdout = frozen_holdout(params["holdout"], holdout_dir)
     champion_version = alias_version(client, name, CHAMPION)
     if champion_version is not None and champion_version.version == candidate_version.version:
         champion_version = None  # re-certifying the champion: compare with nothing rather than with itself

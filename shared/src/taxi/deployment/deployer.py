@@ -15,6 +15,7 @@ The registry's aliases say what is served (the service polls them). Every transi
 MLflow keeps no history of which version held an alias, so the log *is* the history: ``rollback`` replays it
 to find the champion before the current one. Reading it never fails: a missing file is no events, a line
 that is not an event (cut short by a crash, edited by hand) is skipped and counted (``DeploymentLog.skipped``).
+A service shows the served versions' last events in ``/model`` with ``deployment_details``.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ import getpass
 import json
 import os
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 
+if TYPE_CHECKING:
+    from taxi.hotswap import Deployment
+
 # taxi.tracking (alias_version, get_version) is imported where an alias is read or moved: it brings skops and
-# scikit-learn along (seconds), which `level3 status` and the service's /model, reading the log, do not need.
+# scikit-learn along (seconds), which a `status` command and the service's /model, reading the log, do not need.
 
 CANDIDATE, STAGING, CHALLENGER, CHAMPION = "candidate", "staging", "challenger", "champion"
 
@@ -66,7 +71,7 @@ class Event:
     reason: str
     previous: str | None = None  # the version that held the alias before
     by: str = field(default_factory=actor)
-    via: str = "level3"
+    via: str = "unknown"
     at: str = field(default_factory=now)
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -143,7 +148,7 @@ def _event(line: str) -> Event | None:
 class Deployer:
     """Moves the aliases of one registered model, recording each move (see module doc)."""
 
-    def __init__(self, client: MlflowClient, name: str, log: DeploymentLog, via: str = "level3"):
+    def __init__(self, client: MlflowClient, name: str, log: DeploymentLog, via: str):
         self.client, self.name, self.log, self.via = client, name, log, via
 
     def version_of(self, alias: str) -> str | None:
@@ -152,9 +157,10 @@ class Deployer:
         found = alias_version(self.client, self.name, alias)
         return str(found.version) if found else None
 
-    def _tag(self, version: str, tags: dict[str, str]) -> None:
+    def tag(self, version: str | int, tags: Mapping[str, str]) -> None:
+        """Set ``tags`` on ``version`` (values cut to the registry's 5000 characters)."""
         for key, value in tags.items():
-            self.client.set_model_version_tag(self.name, version, key, value[:5000])
+            self.client.set_model_version_tag(self.name, str(version), key, str(value)[:5000])
 
     def set_alias(self, alias: str, version: str | int, reason: str, action: str = "set") -> Event:
         """Point ``@alias`` at ``version`` (which must exist), tag it and log the move."""
@@ -164,9 +170,7 @@ class Deployer:
         previous = self.version_of(alias)
         self.client.set_registered_model_alias(self.name, alias, target)
         event = Event(self.name, target, alias, action, reason, previous=previous, via=self.via)
-        self._tag(
-            target, {f"{alias}_at": event.at, f"{alias}_by": f"{event.by} via {self.via}", f"{alias}_why": reason}
-        )
+        self.tag(target, {f"{alias}_at": event.at, f"{alias}_by": f"{event.by} via {self.via}", f"{alias}_why": reason})
         return self.log.append(event)
 
     def remove_alias(self, alias: str, reason: str, version: str | int | None = None) -> Event | None:
@@ -177,7 +181,7 @@ class Deployer:
             return None
         self.client.delete_registered_model_alias(self.name, alias)
         event = Event(self.name, current, alias, "remove", reason, previous=current, via=self.via)
-        self._tag(current, {f"{alias}_removed_at": event.at, f"{alias}_removed_why": reason})
+        self.tag(current, {f"{alias}_removed_at": event.at, f"{alias}_removed_why": reason})
         return self.log.append(event)
 
     def decision(self, version: str | int, decision: str, stage: str, reason: str, **details: Any) -> Event:
@@ -185,7 +189,7 @@ class Deployer:
         (certification, staging smoke test, canary, ...), and tag the version with it."""
         details = {"decision": decision, "stage": stage, **details}
         event = Event(self.name, str(version), None, "decision", reason, via=self.via, details=details)
-        self._tag(
+        self.tag(
             str(version),
             {"deployment_decision": decision, "deployment_decision_stage": stage, "deployment_decision_why": reason},
         )
@@ -212,7 +216,7 @@ class Deployer:
         if current is not None and history and history[-1] != current:
             raise PromotionRefused(
                 f"{self.name}@{CHAMPION} is v{current} but the deployment log's last champion is v{history[-1]} "
-                "(the alias was moved outside level3): promote the version you want explicitly"
+                "(the alias was moved outside this log): promote the version you want explicitly"
             )
         if current is None or len(history) < 2:
             raise PromotionRefused(
@@ -220,3 +224,20 @@ class Deployer:
                 f"(history: {history or 'empty'})"
             )
         return self.set_alias(CHAMPION, history[-2], reason, action="rollback")
+
+
+def deployment_details(log: DeploymentLog, model: str, last: int = 10) -> Callable[[Deployment], dict[str, Any]]:
+    """A service's ``/model`` ``deployments`` (``taxi.serving.create_app(model_details=...)``): for each version
+    served (champion, challenger), its ``last`` events in the deployment log, oldest first; ``deployment_log``
+    says where they come from. The log is read at each call; a missing or unreadable log gives empty lists and
+    a line that is not an event is skipped, never a 500."""
+
+    def details(deployment: Deployment) -> dict[str, Any]:
+        served = [m.version for m in (deployment.champion, deployment.challenger) if m is not None]
+        events = [e for e in log.events(model) if e.version in served]
+        return {
+            "deployments": {v: [asdict(e) for e in events if e.version == v][-last:] for v in served},
+            "deployment_log": {"path": str(log.path), "skipped_lines": log.skipped},
+        }
+
+    return details

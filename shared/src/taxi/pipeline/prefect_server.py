@@ -1,0 +1,128 @@
+"""Deployments served by a Prefect runner on a long-lived Prefect server: schedules (level 2) and event-driven
+automations (level 4) need one; Prefect's temporary server runs single flow runs only.
+
+    serve(lambda: [flow.to_deployment(name="nightly", cron="0 3 * * *")], "nightly", port=4302, home=Path(".prefect"))
+
+``serve`` uses the server at PREFECT_API_URL when it is set, else starts one on a loopback port for as long as
+it serves (``local_prefect_server``), and serves until Ctrl-C: the runner stops first, then the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from taxi.pipeline import tools
+from taxi.smoke import SmokeTestFailed, port_in_use, stop_process, wait_until_healthy
+
+
+class PrefectServerError(RuntimeError):
+    """The local Prefect server could not start (busy port, or it exited / never answered)."""
+
+
+def prefect_server_env(port: int, home: Path) -> dict[str, str]:
+    """The server's environment: its state in ``home``, no analytics, and its UI told where the API is
+    (Prefect 3.9 otherwise tells the UI to call port 4200 whatever port the server runs on)."""
+    api_url = f"http://127.0.0.1:{port}/api"
+    return {
+        **tools.tool_env(),
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_API_URL": api_url,
+        "PREFECT_UI_API_URL": api_url,
+    }
+
+
+@contextmanager
+def local_prefect_server(port: int, home: Path, timeout: float = 90.0) -> Iterator[str]:
+    """Run `prefect server start` on 127.0.0.1:``port`` while the block runs; yields its API URL.
+
+    The server runs in its own session, so a Ctrl-C in the terminal reaches only this process: the caller
+    stops what uses the server first (the runner), then the server is stopped here, by its PID.
+    Its output goes to ``home``/server.log.
+    """
+    if port_in_use(port):
+        raise PrefectServerError(f"port {port} is already in use: stop what runs there, or choose another")
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "server.log"
+    command = [tools.tool("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=prefect_server_env(port, home), start_new_session=True
+        )
+    api_url = f"http://127.0.0.1:{port}/api"
+    try:
+        try:
+            wait_until_healthy(api_url, timeout=timeout, alive=lambda: process.poll() is None)
+        except SmokeTestFailed as exc:
+            raise PrefectServerError(f"the local Prefect server did not start ({exc}): see {log_path}") from None
+        yield api_url
+    finally:
+        stop_process(process, timeout=20)
+
+
+def serve_until_interrupted(
+    name: str, deployments: Callable[[], list[Any]], echo: Callable[[str], None] = print
+) -> list[Any]:
+    """Serve ``deployments()`` (``flow.to_deployment(...)`` objects) with a Prefect runner until Ctrl-C, which
+    stops it gracefully; returns the deployments' ids.
+
+    Ctrl-C may arrive twice, the second one late (`uv run` forwards the terminal's SIGINT to its child
+    too): the first asks the runner to stop (it pauses its schedules and cancels its loops); later ones
+    change nothing, here or in the caller's shutdown (the caller restores the SIGINT handler).
+    """
+    from prefect.runner import Runner
+
+    runner = Runner(name=name)
+    ids = [runner.add_deployment(deployment) for deployment in deployments()]
+    interrupted = False
+
+    def stop(*_: object) -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        if not runner.started:  # not serving yet: nothing to stop gracefully
+            raise KeyboardInterrupt
+        interrupted = True
+        echo("stopping the runner (Ctrl-C)")
+        runner.execute_in_background(runner.astop)
+
+    signal.signal(signal.SIGINT, stop)
+    asyncio.run(runner.start())
+    return ids
+
+
+def serve(
+    deployments: Callable[[], list[Any]],
+    name: str,
+    port: int,
+    home: Path,
+    echo: Callable[[str], None] = print,
+    started: Callable[[str], None] = lambda api_url: None,
+) -> None:
+    """Serve ``deployments()`` until Ctrl-C on the server at PREFECT_API_URL, or on a local one started here
+    (see module doc); ``started(api_url)`` is called once the server answers, before serving."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        if os.environ.get("PREFECT_API_URL"):
+            echo(f"Prefect server: {os.environ['PREFECT_API_URL']} (PREFECT_API_URL)")
+            started(os.environ["PREFECT_API_URL"])
+            serve_until_interrupted(name, deployments, echo)
+            return
+        with local_prefect_server(port, home) as api_url:
+            echo(f"local Prefect server on http://127.0.0.1:{port} (UI there; log in {home / 'server.log'})")
+            with temporary_settings({PREFECT_API_URL: api_url}):
+                started(api_url)
+                serve_until_interrupted(name, deployments, echo)
+        echo("stopped the local Prefect server")
+    finally:
+        signal.signal(signal.SIGINT, previous)
