@@ -365,7 +365,7 @@ def test_the_monitoring_of_a_small_window_times_every_step():
     assert [step.rows for step in run.steps] == [3_000] * 4
     assert run.drift is run.steps[1] and all(step.seconds > 0 for step in run.steps)
     assert run.steps[0].note.endswith("0 quality failures")
-    assert run.steps[2].note == "the same scores as the drift report"  # categoricals: the same data, coded cheaper
+    assert run.steps[2].note == "the same scores as the drift report"  # plain strings: the same data, coded dearer
     assert any("drift report" in line for line in said)
     goal = report.evaluate_goals([], run)[-1]
     assert goal.ok is None and goal.measured.endswith("on 3k rows only")

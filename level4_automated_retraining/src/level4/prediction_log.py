@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ PREDICTIONS = Table(
     Index("ix_predictions_request", "request_id", "row"),
     Index("ix_predictions_pickup", "pickup_datetime"),
 )
+LOGGED_COLUMNS = [c.name for c in PREDICTIONS.columns if c.name != "id"]  # what the writer inserts, in order
 FEEDBACK = Table(
     "feedback",
     METADATA,
@@ -143,6 +145,26 @@ class PredictionStore:
         self.ensure_schema()
         with self.engine.begin() as connection:
             connection.execute(insert(PREDICTIONS), list(rows))
+
+    @property
+    def stores_time_as_text(self) -> bool:
+        """SQLite keeps a DateTime as text (SQLAlchemy's format); a server database takes datetime objects."""
+        return self.engine.dialect.name == "sqlite"
+
+    def insert_tuples(self, rows: list[tuple[Any, ...]]) -> None:
+        """The writer's fast path: rows as tuples in ``LOGGED_COLUMNS`` order (times already in the store's
+        format, see ``stores_time_as_text``), one driver-level executemany in one transaction: the driver does the
+        per-row work in C, with the interpreter lock released while SQLite writes, so the request handler is not
+        starved (SQLAlchemy's per-row parameter processing cost ~40 ms of interpreter time per 1,000 rows)."""
+        self.ensure_schema()
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(self._insert_sql(connection.dialect), rows)
+
+    def _insert_sql(self, dialect: Any) -> str:
+        quote = dialect.identifier_preparer.quote
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        columns = ", ".join(quote(c) for c in LOGGED_COLUMNS)
+        return f"INSERT INTO {quote(PREDICTIONS.name)} ({columns}) VALUES ({', '.join([marker] * len(LOGGED_COLUMNS))})"
 
     def describe(self) -> str:
         """The URL without its password, for logs and messages."""
@@ -293,11 +315,11 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: list[_Pending]) -> None:
-        rows = list(_rows(batch))
+        rows = _tuples(batch, text_time=self.store.stores_time_as_text)
         error: SQLAlchemyError | None = None
         for attempt in range(2):
             try:
-                self.store.insert_predictions(rows)
+                self.store.insert_tuples(rows)
                 error = None
                 break
             except SQLAlchemyError as exc:
@@ -336,23 +358,28 @@ class PredictionLog:
             )
 
 
-def _rows(batch: list[_Pending]) -> Iterator[dict[str, Any]]:
+def _tuples(batch: list[_Pending], text_time: bool) -> list[tuple[Any, ...]]:
+    """The batch's rows in ``LOGGED_COLUMNS`` order, built a column at a time (little interpreter work per row);
+    with ``text_time``, times as SQLAlchemy stores them in SQLite (``2024-07-25 08:15:00.000000``)."""
+    rows: list[tuple[Any, ...]] = []
     for item in batch:
+        n = len(item.trips)
         logged_at = datetime.fromtimestamp(item.logged_at, UTC).replace(tzinfo=None)
-        for row, (trip, prediction) in enumerate(zip(item.trips, item.predictions.tolist(), strict=True)):
-            yield {
-                "request_id": item.request_id[:REQUEST_ID_LENGTH],
-                "row": row,
-                "logged_at": logged_at,
-                "model_version": item.version,
-                "variant": item.variant,
-                "PULocationID": trip.PULocationID,
-                "DOLocationID": trip.DOLocationID,
-                "trip_distance": trip.trip_distance,
-                "pickup_datetime": trip.lpep_pickup_datetime,
-                "passenger_count": trip.passenger_count,
-                "prediction": prediction,
-            }
+        pickups = [trip.lpep_pickup_datetime for trip in item.trips]
+        if text_time:
+            logged_at = logged_at.isoformat(" ", "microseconds")
+            pickups = [pickup.isoformat(" ", "microseconds") for pickup in pickups]
+        rows.extend(
+            zip(
+                repeat(item.request_id[:REQUEST_ID_LENGTH], n), range(n), repeat(logged_at, n),
+                repeat(item.version, n), repeat(item.variant, n),
+                [trip.PULocationID for trip in item.trips], [trip.DOLocationID for trip in item.trips],
+                [trip.trip_distance for trip in item.trips], pickups,
+                [trip.passenger_count for trip in item.trips], item.predictions.tolist(),
+                strict=True,
+            )
+        )  # fmt: skip
+    return rows
 
 
 def _one_line(error: Exception) -> str:

@@ -109,8 +109,9 @@ def run_replay(
     try:
         apply_params(settings.params_file, {"ingest.scenario": scenario, "ingest.first_month": FIRST_MONTH,
                                             "ingest.months": TRAINING_MONTHS, "ingest.exclude_months": []})  # fmt: skip
-        step(echo, f"1/4 the first champion: dvc repro on {FIRST_MONTH} + {TRAINING_MONTHS - 1} month(s) "
-                   "of the feed, certified, smoke-tested, promoted")  # fmt: skip
+        feed = month_range(FIRST_MONTH, TRAINING_MONTHS)
+        step(echo, f"1/4 the first champion: dvc repro on {feed[0]}..{feed[-1]} of the feed, certified, "
+                   "smoke-tested, promoted")  # fmt: skip
         record = first_release(project)
         if record["decision"] != "promoted":
             raise ReplayError(f"the first model was not released: {record['decision']}: {record['reason']}")
