@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -36,8 +37,13 @@ class ImageError(RuntimeError):
     """The image cannot be staged, built or run, or the container failed its release check."""
 
 
-def _uv() -> str:
-    return os.environ.get("UV") or shutil.which("uv") or "uv"
+def _uv() -> list[str]:
+    """uv as the caller runs it: ``UV`` (`uv run` sets it to its own binary; a Makefile may pass a command with
+    arguments, e.g. ``python3 -m uv``), else uv on PATH."""
+    given = os.environ.get("UV", "")
+    if given and not Path(given).is_file():
+        return shlex.split(given)
+    return [given or shutil.which("uv") or "uv"]
 
 
 def _copy_src(package_dir: Path, dest: Path) -> None:
@@ -53,7 +59,7 @@ def stage_context(dest: Path, handoff_dir: Path) -> Path:
     dest.mkdir(parents=True)
     for name in ("Dockerfile", ".dockerignore"):
         shutil.copy2(LEVEL_DIR / name, dest / name)
-    export = [_uv(), "export", "--frozen", "--no-dev", "--no-header", "--package", "level1-devops",
+    export = [*_uv(), "export", "--frozen", "--no-dev", "--no-header", "--package", "level1-devops",
               "--no-emit-project", "--no-emit-package", "taxi-shared"]  # fmt: skip
     export += ["-o", str(dest / "requirements.lock.txt")]
     done = subprocess.run(export, cwd=LEVEL_DIR, capture_output=True, text=True)
