@@ -18,7 +18,7 @@ import typer
 
 from level2.settings import load_settings
 from taxi.console import fail, settings_or_fail
-from taxi.pipeline import stage_cli
+from taxi.pipeline import add_init_git, stage_cli
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(stage_cli(load_settings), name="stage")
@@ -198,15 +198,7 @@ def mlflow_ui(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 500
     os.execvpe(command[0], command, tools.tool_env())  # mlflow takes over this process (and Ctrl-C)
 
 
-@app.command()
-def init_git() -> None:
-    """A DVC project lives in a git repository: initialise one here unless this folder is already in one."""
-    from taxi.pipeline import tools
-
-    if tools.run(["git", "rev-parse", "--git-dir"], check=False).returncode == 0:
-        return
-    tools.run(["git", "init", "-q"])
-    typer.echo("initialised a git repository (DVC versions data beside git)")
+add_init_git(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,27 +18,16 @@ from fastapi import FastAPI
 from level3.settings import Settings
 from taxi.deployment.deployer import DeploymentLog, deployment_details
 from taxi.hotswap import ModelHolder
-from taxi.registry_serving import holder_for as registry_holder_for
-from taxi.registry_serving import limit_remote_retries
+from taxi.registry_serving import limit_remote_retries, settings_holder
 from taxi.serving import create_app as create_service
 
 
-def holder_for(settings: Settings) -> ModelHolder:
-    """``taxi.registry_serving.holder_for`` with this level's settings: ``@champion`` and ``@challenger``, loaded
-    now."""
-    return registry_holder_for(
-        settings.tracking_uri,
-        settings.model_name,
-        challenger_share=settings.challenger_share,
-        poll_interval=settings.poll_interval,
-    )
-
-
 def create_app(settings: Settings | None = None, holder: ModelHolder | None = None) -> FastAPI:
-    """The service for ``settings`` (default: from the environment), on ``holder`` (default: ``holder_for``)."""
+    """The service for ``settings`` (default: from the environment), on ``holder`` (default: the registry's
+    ``@champion`` and ``@challenger``, loaded now: ``taxi.registry_serving.settings_holder``)."""
     settings = settings or Settings()
     limit_remote_retries(settings.tracking_uri)
-    holder = holder or holder_for(settings)
+    holder = holder or settings_holder(settings)
     aliases = f"@champion (and @challenger on {holder.challenger_share:.0%} of traffic)"
     return create_service(
         holder,

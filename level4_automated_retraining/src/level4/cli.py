@@ -16,7 +16,7 @@ import typer
 
 from level4.settings import load_settings
 from taxi.console import fail, settings_or_fail
-from taxi.pipeline import stage_cli
+from taxi.pipeline import add_init_git, stage_cli
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stages = stage_cli(load_settings)
@@ -167,13 +167,7 @@ def orchestrate(
         fail(f"orchestrate: {exc}")
 
 
-@app.command()
-def init_git() -> None:
-    """DVC versions data beside git: make this folder a git repository unless it is inside one already."""
-    from taxi.pipeline.tools import ensure_git_repo
-
-    if ensure_git_repo():
-        typer.echo("initialised a git repository here (DVC needs one)")
+add_init_git(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ from level4.prediction_log import PredictionLog, PredictionLogCollector, Predict
 from level4.settings import Settings
 from taxi.deployment.deployer import DeploymentLog, deployment_details
 from taxi.hotswap import ModelHolder
-from taxi.registry_serving import holder_for
+from taxi.registry_serving import settings_holder
 from taxi.serving import create_app as create_service
 
 FLUSH_BEFORE_FEEDBACK_SECONDS = 5.0  # feedback right after a prediction: let the writer store it first
@@ -58,12 +58,7 @@ def create_app(
     ``@champion`` / ``@challenger``), logging to ``store`` (default: ``settings.prediction_store``) unless
     ``settings.prediction_log`` is off (see module doc)."""
     settings = settings or Settings()
-    holder = holder or holder_for(
-        settings.tracking_uri,
-        settings.model_name,
-        challenger_share=settings.challenger_share,
-        poll_interval=settings.poll_interval,
-    )
+    holder = holder or settings_holder(settings)
     store = (store or prediction_store(settings.prediction_store)) if settings.prediction_log else None
     log = None
     logs = "prediction logging is off (LEVEL4_PREDICTION_LOG=false)"

@@ -12,6 +12,7 @@ unreachable registry is a start-up error (``LookupError`` / ``MlflowException``)
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import mlflow
 
@@ -52,3 +53,16 @@ def holder_for(
     )
     holder.poll(raise_on_error=True)
     return holder
+
+
+def settings_holder(settings: Any, *, champion_alias: str = "champion", challenger: bool = True) -> ModelHolder:
+    """``holder_for`` with a service level's settings (``taxi.service_settings.HotSwapServiceFields``: registry,
+    model name, challenger share, poll interval)."""
+    return holder_for(
+        settings.tracking_uri,
+        settings.model_name,
+        challenger_share=settings.challenger_share,
+        poll_interval=settings.poll_interval,
+        champion_alias=champion_alias,
+        challenger=challenger,
+    )

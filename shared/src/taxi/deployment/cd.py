@@ -63,7 +63,7 @@ from taxi.deployment.deployer import CANDIDATE, CHALLENGER, CHAMPION, STAGING, D
 from taxi.deployment.params import apply_params, canary_config, check_config
 from taxi.pipeline import tools
 from taxi.pipeline.common import load_params
-from taxi.registry_serving import holder_for
+from taxi.registry_serving import settings_holder
 from taxi.service_settings import HotSwapServiceFields
 from taxi.serving import serve_in_thread
 from taxi.smoke import smoke_test
@@ -128,14 +128,7 @@ class Release(Generic[S]):
         """The level's service for ``settings`` (default: the release's), serving ``@champion_alias`` (and
         ``@challenger`` unless ``challenger`` is False), loaded now."""
         settings = settings or self.settings
-        holder = holder_for(
-            settings.tracking_uri,
-            settings.model_name,
-            challenger_share=settings.challenger_share,
-            poll_interval=settings.poll_interval,
-            champion_alias=champion_alias,
-            challenger=challenger,
-        )
+        holder = settings_holder(settings, champion_alias=champion_alias, challenger=challenger)
         return self.create_app(settings, holder)
 
 

@@ -24,7 +24,7 @@ mlflow and prefect from the environment (``tools.repro``: dvc repro + dvc push).
 import time.
 """
 
-from taxi.pipeline.cli import PipelineSettings, stage_cli
+from taxi.pipeline.cli import PipelineSettings, add_init_git, stage_cli
 from taxi.pipeline.common import StageError
 
-__all__ = ["PipelineSettings", "StageError", "stage_cli"]
+__all__ = ["PipelineSettings", "StageError", "add_init_git", "stage_cli"]

@@ -108,3 +108,16 @@ def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
         run_stage("register", register, run, metrics, out, model_name=s.model_name, tracking_uri=s.tracking_uri)
 
     return app
+
+
+def add_init_git(app: typer.Typer) -> None:
+    """``levelN init-git``: DVC versions data beside git, so a level's folder must be in a git repository
+    (``make setup`` runs it; a clone of this repository is one already)."""
+
+    @app.command("init-git")
+    def init_git() -> None:
+        """DVC versions data beside git: make this folder a git repository unless it is inside one already."""
+        from taxi.pipeline.tools import ensure_git_repo
+
+        if ensure_git_repo():
+            typer.echo("initialised a git repository here (DVC needs one)")
