@@ -20,9 +20,14 @@ help: ## list the targets
 # --compile-bytecode: this kind of machine sets PYTHONDONTWRITEBYTECODE, and without .pyc files every dvc or
 # mlflow command would spend a second compiling its imports. --extra postgres: level 4's PostgreSQL driver (psycopg),
 # which its prediction store tests use against a real server
-setup: ## install uv if missing, then every workspace package from uv.lock
+# The stamp makes a second `make setup` (every `make levelN` starts with one) free until uv.lock or a
+# pyproject.toml changes: compiling the bytecode again would cost seconds each time.
+setup: .venv/.setup-done ## install uv if missing, then every workspace package from uv.lock
+
+.venv/.setup-done: uv.lock pyproject.toml $(wildcard */pyproject.toml)
 	$(if $(HAVE_UV),,python3 -m pip install --quiet uv)
 	$(UV) sync --all-packages --extra postgres --locked --compile-bytecode -q
+	@touch $@
 
 test: setup ## run all tests: shared package, every level, cross-level
 	$(UV) run pytest $(PYTEST_ARGS)

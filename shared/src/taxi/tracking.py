@@ -36,9 +36,11 @@ class RegistryError(LookupError):
     """A registered model, version or alias that does not exist: the message says which."""
 
 
-def trusted_types(model: Any) -> list[str]:
-    """The types skops must trust to load ``model``; a type from an unexpected module is an error."""
-    return _check_trusted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+def trusted_types(model: Any = None, *, file: Path | None = None) -> list[str]:
+    """The types skops must trust to load ``model`` (or the skops ``file`` it is saved in: no second dump of a
+    large model); a type from an unexpected module is an error."""
+    found = skops.io.get_untrusted_types(file=file) if file else skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return _check_trusted(found)
 
 
 def _check_trusted(types: list[str]) -> list[str]:
@@ -84,8 +86,9 @@ def pip_requirements() -> list[str]:
     return [f"{lib}=={version(lib)}" for lib in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "taxi-shared")]
 
 
-def log_trip_model(pipeline: Any, trips: pd.DataFrame, *, name: str = "model", **kwargs: Any):
-    """Log a fitted raw-trip pipeline to the active run; returns MLflow's ModelInfo."""
+def log_trip_model(pipeline: Any, trips: pd.DataFrame, *, name: str = "model", saved: Path | None = None, **kwargs: Any):
+    """Log a fitted raw-trip pipeline to the active run; returns MLflow's ModelInfo. ``saved``: the skops file
+    ``save_pipeline`` wrote it to, if any (its trusted types are read from there)."""
     example = input_example(trips)
     kwargs.setdefault("pip_requirements", pip_requirements())
     with warnings.catch_warnings():  # the hint about integer columns and missing values: ids are never missing
@@ -96,7 +99,7 @@ def log_trip_model(pipeline: Any, trips: pd.DataFrame, *, name: str = "model", *
         name=name,
         signature=signature,
         input_example=example,
-        skops_trusted_types=trusted_types(pipeline),
+        skops_trusted_types=trusted_types(pipeline, file=saved),
         **kwargs,
     )
 

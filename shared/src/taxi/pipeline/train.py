@@ -36,7 +36,7 @@ def train(
         mlflow.log_params({f"train.{k}": v for k, v in params["train"].items()})
         mlflow.log_params({f"ingest.{k}": v for k, v in params["ingest"].items()})
         mlflow.log_param("train_rows", len(trips))
-        info = log_trip_model(pipeline, trips)
+        info = log_trip_model(pipeline, trips, saved=model_out)
     record = {"run_id": run.info.run_id, "model_uri": info.model_uri, "model_id": info.model_id, **lineage}
     write_json(run_out, record)
     print(f"train: {len(trips)} trips, MLflow run {run.info.run_id}, model {info.model_uri}")
