@@ -39,8 +39,9 @@ class RegistryError(LookupError):
 def trusted_types(model: Any = None, *, file: Path | None = None) -> list[str]:
     """The types skops must trust to load ``model`` (or the skops ``file`` it is saved in: no second dump of a
     large model); a type from an unexpected module is an error."""
-    found = skops.io.get_untrusted_types(file=file) if file else skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    return _check_trusted(found)
+    if file is None:
+        return _check_trusted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    return _check_trusted(skops.io.get_untrusted_types(file=file))
 
 
 def _check_trusted(types: list[str]) -> list[str]:
@@ -86,7 +87,9 @@ def pip_requirements() -> list[str]:
     return [f"{lib}=={version(lib)}" for lib in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "taxi-shared")]
 
 
-def log_trip_model(pipeline: Any, trips: pd.DataFrame, *, name: str = "model", saved: Path | None = None, **kwargs: Any):
+def log_trip_model(
+    pipeline: Any, trips: pd.DataFrame, *, name: str = "model", saved: Path | None = None, **kwargs: Any
+):
     """Log a fitted raw-trip pipeline to the active run; returns MLflow's ModelInfo. ``saved``: the skops file
     ``save_pipeline`` wrote it to, if any (its trusted types are read from there)."""
     example = input_example(trips)
