@@ -1,5 +1,5 @@
-"""The image: build it, run it on a loopback port, check /health and that it predicts what the model does;
-then the release check (`level1 container-smoke`) end to end."""
+"""The image: build it, run it on a loopback port with a read-only root filesystem, check /health and that it
+predicts what the model does; then the release check (`level1 container-smoke`) end to end."""
 
 import json
 import os
@@ -45,8 +45,12 @@ def test_image_serves_the_handed_off_model(client, image, trained):
     assert image.attrs["Config"]["User"] == "10001:10001"  # the non-root app user
     assert "/health" in " ".join(image.attrs["Config"]["Healthcheck"]["Test"])
     port = _free_port()
-    container = client.containers.run(TAG, detach=True, ports={"8000/tcp": ("127.0.0.1", port)})
+    container = client.containers.run(
+        TAG, detach=True, ports={"8000/tcp": ("127.0.0.1", port)}, read_only=True, tmpfs={"/tmp": "rw,size=16m"}
+    )  # docker run --read-only --tmpfs /tmp: the service writes nothing but (maybe) temporary files
     try:
+        container.reload()
+        assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
         url = f"http://127.0.0.1:{port}"
         try:
             health = wait_until_healthy(url, timeout=90)

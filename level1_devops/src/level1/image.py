@@ -143,12 +143,17 @@ def container_smoke(
         with contextlib.suppress(docker.errors.NotFound):
             client.containers.get(name).remove(force=True)
     try:
-        container = client.containers.run(
-            tag, detach=True, name=name, ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port)}
+        container = client.containers.run(  # as in production: docker run --read-only --tmpfs /tmp
+            tag,
+            detach=True,
+            name=name,
+            ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port)},
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=16m"},
         )
     except docker.errors.DockerException as exc:
         raise ImageError(f"cannot run {tag}: {exc}") from None
-    echo(f"started container {container.name} ({tag}) on http://127.0.0.1:{port}")
+    echo(f"started container {container.name} ({tag}) on http://127.0.0.1:{port} (read-only root filesystem)")
     url = f"http://127.0.0.1:{port}"
 
     def running() -> bool:

@@ -138,13 +138,23 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8002,
 ) -> None:
-    """Serve models:/<name>@production with the shared FastAPI core (docs at /docs)."""
+    """Serve models:/<name>@production with the shared FastAPI core (docs at /docs). No release, an unreachable
+    registry or a refused model artifact: one line saying what to do, exit 1."""
     from level2.service import create_app
+    from taxi.registry_serving import (
+        CannotStart,
+        explain_start_failures,
+        limit_remote_retries,
+        quiet_artifact_downloads,
+    )
     from taxi.serving import run_service
     from taxi.tracking import RegistryError
 
     settings = settings_or_fail(load_settings)
-    raise typer.Exit(run_service(lambda: create_app(settings), host, port, (RegistryError,)))
+    limit_remote_retries(settings.tracking_uri)  # a tracking server that does not answer: seconds, not minutes
+    quiet_artifact_downloads()
+    create = explain_start_failures(lambda: create_app(settings), str(settings.model_config.get("env_prefix", "")))
+    raise typer.Exit(run_service(create, host, port, (CannotStart, RegistryError)))
 
 
 @app.command()

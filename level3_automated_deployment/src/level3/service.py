@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     return create_service(
         holder,
         max_batch=settings.max_batch,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
         title="Trip duration - level 3",
         description=f"Serves models:/{settings.model_name}{aliases}, swapping versions as the registry aliases "
         f"move (polled every {settings.poll_interval:g} s; POST /admin/reload polls now).",

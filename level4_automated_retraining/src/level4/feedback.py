@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 from prometheus_client import Counter
@@ -27,9 +27,11 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from level4.prediction_log import FEEDBACK, PREDICTIONS, REQUEST_ID_LENGTH, PredictionStore
+from taxi.trip import JsonInteger, NewYorkTime
 
 MAX_MINUTES = 24 * 60.0  # a longer "trip" is a data error, not a duration
 MAX_ITEMS = 10_000  # feedback items in one POST /feedback (413 above)
+MAX_INDEX = 2**31 - 1  # the store's 32-bit INTEGER column (a larger index made SQLite raise: a 500)
 LOOKUP_CHUNK = 400  # keys per SQL lookup (SQLite's limit on bound parameters)
 
 
@@ -38,26 +40,41 @@ class Feedback(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"request_id": "3f2a9c1e8d7b4a6f", "index": 0, "actual_duration_min": 14.5}]},
+        json_schema_extra={
+            "examples": [{"request_id": "3f2a9c1e8d7b4a6f", "index": 0, "actual_duration_min": 14.5}],
+            # exactly one truth (what _one_truth enforces), stated in the OpenAPI
+            "oneOf": [
+                {
+                    "required": ["actual_duration_min"],
+                    "properties": {"actual_duration_min": {"type": "number"}, "dropoff_datetime": {"type": "null"}},
+                },
+                {
+                    "required": ["dropoff_datetime"],
+                    "properties": {"dropoff_datetime": {"type": "string"}, "actual_duration_min": {"type": "null"}},
+                },
+            ],
+        },
     )
 
     request_id: str = Field(
         min_length=1, max_length=REQUEST_ID_LENGTH, description="the X-Request-ID the prediction answered with"
     )
-    index: int = Field(0, ge=0, description="the trip's position in that request's list (0 for a single trip)")
-    actual_duration_min: float | None = Field(
-        None, gt=0, le=MAX_MINUTES, allow_inf_nan=False, description="the trip's true duration in minutes"
+    index: Annotated[int, JsonInteger(0, MAX_INDEX)] = Field(
+        0, description="the trip's position in that request's list (0 for a single trip)"
     )
-    dropoff_datetime: datetime | None = Field(
-        None, description="the trip's true dropoff time (New York local time, like the pickup)"
+    actual_duration_min: float | None = Field(
+        None, gt=0, le=MAX_MINUTES, allow_inf_nan=False, strict=True, description="the trip's true duration in minutes"
+    )
+    dropoff_datetime: NewYorkTime | None = Field(
+        None,
+        description="the trip's true dropoff time: New York local time, or with a UTC offset (converted to "
+        "New York time, as the pickup is)",
     )
 
     @model_validator(mode="after")
     def _one_truth(self) -> Feedback:
         if (self.actual_duration_min is None) == (self.dropoff_datetime is None):
             raise ValueError("give exactly one of actual_duration_min or dropoff_datetime")
-        if self.dropoff_datetime is not None and self.dropoff_datetime.tzinfo is not None:
-            self.dropoff_datetime = self.dropoff_datetime.replace(tzinfo=None)
         return self
 
 

@@ -24,9 +24,11 @@ takes what is queued in batches of up to ``batch_rows`` predictions and inserts 
 
 **When the store fails** (unreachable, full, locked too long): the batch is tried once more after a pause, then
 dropped and counted (``dropped["store_error"]``), and the log says so (one line when the error starts or
-changes, and a count while it lasts). **When the writer falls behind**, the queue stops at ``max_queue_rows``
-predictions and what does not fit is dropped and counted (``dropped["queue_full"]``): memory stays bounded and
-the service keeps answering. A prediction is never turned into an error because logging failed.
+changes, and a count while it lasts); once the store takes writes again, logging resumes by itself
+(``tests/test_log_faults.py`` fills a real disk under a SQLite store, then frees it). **When the writer falls
+behind**, the queue stops at ``max_queue_rows`` predictions and what does not fit is dropped and counted
+(``dropped["queue_full"]``): memory stays bounded and the service keeps answering. A prediction is never
+turned into an error because logging failed.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ feedback + their metrics.
   prediction store off the request path.
 - **feedback**: ``POST /feedback`` (one item or a list: ``level4.feedback``) joins true durations to the
   logged predictions by request id: 200 when every item is stored; otherwise nothing is stored and the answer
-  names each item's problem: 422 a bad value, 404 an unknown request id, 409 feedback given before.
+  names each item's problem: 422 a bad value, 404 an unknown request id, 409 feedback given before. Its body
+  has the service's limits (``taxi.body_limit``: ``max_body_bytes``, 413; ``body_timeout``, 408), like
+  ``POST /predict``'s, checked before it is read whole; then 413 above ``MAX_ITEMS`` items.
 - **metrics**: ``/metrics`` gains ``taxi_prediction_log_*`` (written, dropped by reason, queued, lag) and
   ``taxi_feedback_total{outcome}``.
 
@@ -68,6 +70,8 @@ def create_app(
     app = create_service(
         holder,
         max_batch=settings.max_batch,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout,
         title="Trip duration - level 4",
         description=f"Serves models:/{settings.model_name}@champion (and @challenger on "
         f"{holder.challenger_share:.0%} of traffic), swapping versions as the registry aliases move; {logs}.",
@@ -135,8 +139,9 @@ def add_feedback_route(app: FastAPI, store: PredictionStore, log: PredictionLog,
         responses={
             200: {"description": "every item stored"},
             404: {"description": "an unknown request id (nothing stored)"},
+            408: {"description": f"the body was not received within {app.state.body_timeout:g} s"},
             409: {"description": "feedback for a trip given before (nothing stored)"},
-            413: {"description": f"more than {MAX_ITEMS} items"},
+            413: {"description": f"more than {MAX_ITEMS} items, or a body over {app.state.max_body_bytes} bytes"},
             422: {"description": "a bad value (nothing stored)"},
             503: {"description": "the prediction store cannot be reached"},
         },

@@ -20,8 +20,10 @@ loads nothing).
 
 **Failures.** If resolving (registry unreachable, no champion) or loading/warming the champion fails, the
 current deployment keeps serving and the error is recorded (``status()``, shown by ``/model`` and
-``/metrics``) and logged as one line on the ``taxi.serving.hotswap`` logger (again only when the error
-changes). A challenger that fails to load is not served: the champion answers all traffic until it loads.
+``/metrics``: the last error, its stage and time, the failures in a row, the seconds since the last successful
+poll) and logged as one line on the ``taxi.serving.hotswap`` logger (again only when the error changes; one
+line again when polling recovers). A challenger that fails to load is not served: the champion answers all
+traffic until it loads.
 
 Each holder polls in its own thread: run several uvicorn workers and each worker polls for itself.
 """
@@ -109,6 +111,7 @@ class PollStatus:
     wanted: Mapping[str, str | None] = field(default_factory=dict)
     swaps: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys((CHAMPION, CHALLENGER), 0))
     failures: Mapping[str, int] = field(default_factory=lambda: {"resolve": 0, "load": 0})
+    consecutive_failures: int = 0  # failed polls since the last successful one
 
 
 def example_frame() -> pd.DataFrame:
@@ -192,7 +195,9 @@ class ModelHolder:
             try:
                 wanted = self._wanted(self._resolve())
             except Exception as exc:
-                self._record_failure("resolve", "resolving the versions to serve", exc, started, None)
+                self._record_failure(
+                    "resolve", "resolving the versions to serve", exc, started, None, quiet=raise_on_error
+                )
                 if raise_on_error:
                     raise
                 return False
@@ -201,7 +206,8 @@ class ModelHolder:
             try:
                 champion = self._obtain(wanted[CHAMPION], CHAMPION, loaded)
             except Exception as exc:
-                self._record_failure("load", f"loading champion v{wanted[CHAMPION]}", exc, started, wanted)
+                what = f"loading champion v{wanted[CHAMPION]}"
+                self._record_failure("load", what, exc, started, wanted, quiet=raise_on_error)
                 if raise_on_error:
                     raise
                 return False
@@ -295,13 +301,21 @@ class ModelHolder:
             last_poll_ok=True,
             last_success_at=started,
             wanted=dict(wanted),
+            consecutive_failures=0,
         )
 
     def _record_failure(
-        self, stage: str, what: str, exc: Exception, started: float, wanted: Mapping[str, str | None] | None
+        self,
+        stage: str,
+        what: str,
+        exc: Exception,
+        started: float,
+        wanted: Mapping[str, str | None] | None,
+        quiet: bool = False,
     ) -> None:
+        """Record a failed poll, and log it unless ``quiet`` (the error is raised to a caller that reports it)."""
         error = f"{what}: {type(exc).__name__}: {exc}".replace("\n", " ")[:MAX_ERROR_CHARS]
-        if error != self._status.last_error or self._status.last_poll_ok is not False:
+        if not quiet and (error != self._status.last_error or self._status.last_poll_ok is not False):
             log.warning("model reload failed: %s; still serving %s", error, _versions_text(self._current))
         failures = dict(self._status.failures)
         failures[stage] += 1
@@ -315,6 +329,7 @@ class ModelHolder:
             last_error_at=started,
             wanted=dict(wanted) if wanted is not None else self._status.wanted,
             failures=failures,
+            consecutive_failures=self._status.consecutive_failures + 1,
         )
 
     def describe_status(self) -> dict[str, Any]:
@@ -327,6 +342,10 @@ class ModelHolder:
             "last_poll_at": _iso(s.last_poll_at),
             "last_poll_ok": s.last_poll_ok,
             "last_success_at": _iso(s.last_success_at),
+            "seconds_since_last_success": None
+            if s.last_success_at is None
+            else round(time.time() - s.last_success_at, 3),
+            "consecutive_failures": s.consecutive_failures,
             "last_error": s.last_error,
             "last_error_stage": s.last_error_stage,
             "last_error_at": _iso(s.last_error_at),

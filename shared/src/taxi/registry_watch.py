@@ -6,10 +6,12 @@
 
 A poll reads the registered model once (``MlflowClient.get_registered_model``: its alias -> version map),
 so a registry that cannot be reached is a failed poll (the current models keep serving), never mistaken
-for an alias that was removed. (``taxi.tracking.alias_version`` returns None for any registry error, which
-is right for a CLI's "is anything released?" and wrong here: an outage would look like "challenger
-removed".) A new version is loaded with ``taxi.tracking.RegistryModel`` (pyfunc, signature enforced,
-skops with trusted types only).
+for an alias that was removed (an outage must not look like "challenger removed"). Such a poll raises
+``taxi.tracking.RegistryUnreachable`` naming the registry's URI and the cause ("connection refused", "timed
+out"), which ``/model`` shows as the last error. A new version is loaded with ``taxi.tracking.RegistryModel``
+(pyfunc, signature enforced, skops with trusted types only, the types read from the model file itself): a
+corrupt or tampered artifact raises ``taxi.tracking.ModelArtifactError`` saying why, and the versions already
+loaded keep serving.
 
 The tracking URI is the caller's: set it (``mlflow.set_tracking_uri``) or pass a ``client``.
 """
@@ -19,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from taxi.hotswap import ModelHolder
 from taxi.routing import CHALLENGER, CHAMPION
-from taxi.tracking import RegistryModel, get_version
+from taxi.tracking import RegistryError, RegistryModel, get_version, is_not_found, registry_uri, unreachable
 
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
@@ -37,10 +40,18 @@ def alias_resolver(
 ) -> Callable[[], dict[str, str | None]]:
     """``resolve()`` for ``ModelHolder``: ``{"champion": version, "challenger": version or None}`` from the
     aliases of registered model ``name`` (``challenger_alias=None``: never a challenger). Raises when the
-    registry cannot be reached or the model is not registered; a missing alias is None."""
+    registry cannot be reached (``RegistryUnreachable``) or the model is not registered (``RegistryError``); a
+    missing alias is None."""
 
     def resolve() -> dict[str, str | None]:
-        aliases = (client or MlflowClient()).get_registered_model(name).aliases
+        registry = client or MlflowClient()
+        try:
+            aliases = registry.get_registered_model(name).aliases
+        except MlflowException as exc:
+            if is_not_found(exc):
+                where = registry_uri(registry)
+                raise RegistryError(f"no registered model '{name}' in the registry at {where}") from None
+            raise unreachable(exc, registry) from None
         challenger = aliases.get(challenger_alias) if challenger_alias else None
         return {
             CHAMPION: _version_id(aliases.get(champion_alias)),

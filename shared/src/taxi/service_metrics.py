@@ -21,6 +21,8 @@ Hot swap (read from the ``ModelHolder`` at scrape time):
 - ``taxi_model_reload_failures_total{stage}``: failed polls or reloads, ``stage`` = ``resolve`` or ``load``
 - ``taxi_model_polls_total``; ``taxi_model_last_poll_ok`` (1/0); ``taxi_model_last_poll_timestamp_seconds``;
   ``taxi_model_last_success_timestamp_seconds``
+- ``taxi_model_seconds_since_last_success``: age of what is served as the registry's answer (alert on it: the
+  registry unreachable for minutes); ``taxi_model_consecutive_poll_failures``: failed polls in a row
 - ``taxi_model_reload_error_info{stage,error}``: 1 while the last poll failed, with its error
 
 A level adds its own collectors with ``add_collector`` (level 4: the prediction log and feedback).
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -114,6 +117,10 @@ class HolderCollector(Collector):
         last_success = GaugeMetricFamily(
             "taxi_model_last_success_timestamp_seconds", "time of the last successful poll"
         )
+        since = GaugeMetricFamily(
+            "taxi_model_seconds_since_last_success", "seconds since the last successful poll of the registry"
+        )
+        in_a_row = GaugeMetricFamily("taxi_model_consecutive_poll_failures", "failed polls since the last success")
         error = GaugeMetricFamily(
             "taxi_model_reload_error_info", "1 while the last poll failed, with its error", labels=["stage", "error"]
         )
@@ -133,9 +140,13 @@ class HolderCollector(Collector):
                 last_poll.add_metric([], status.last_poll_at)
             if status.last_success_at is not None:
                 last_success.add_metric([], status.last_success_at)
+                since.add_metric([], max(0.0, time.time() - status.last_success_at))
+            if self.holder.reloadable:
+                in_a_row.add_metric([], float(status.consecutive_failures))
             if status.last_poll_ok is False:
                 error.add_metric([str(status.last_error_stage), str(status.last_error)], 1.0)
-        yield from (version, info, share, swaps, failures, polls, poll_ok, last_poll, last_success, error)
+        yield from (version, info, share, swaps, failures, polls, poll_ok, last_poll, last_success, since, in_a_row)
+        yield error
 
 
 class ServiceMetrics:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
+from taxi.body_limit import BODY_HEADROOM, BYTES_PER_TRIP, DEFAULT_BODY_TIMEOUT
 from taxi.trip import DEFAULT_MAX_BATCH
 
 
@@ -32,6 +33,16 @@ class HotSwapServiceFields(BaseModel):
     )
     challenger_share: float = Field(0.2, ge=0, le=1, description="share of traffic the challenger answers")
     max_batch: int = Field(DEFAULT_MAX_BATCH, ge=1, description="largest batch POST /predict accepts (413 above)")
+    max_body_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="largest request body in bytes, on every route (413 above, checked before the body is read "
+        f"whole); empty = derived from max_batch: {BYTES_PER_TRIP} bytes a trip + {BODY_HEADROOM} "
+        f"({BODY_HEADROOM + BYTES_PER_TRIP * DEFAULT_MAX_BATCH} for {DEFAULT_MAX_BATCH} trips)",
+    )
+    body_timeout: float = Field(
+        DEFAULT_BODY_TIMEOUT, gt=0, description="seconds a client has to send a whole request body (408 after)"
+    )
 
     @property
     def token(self) -> str | None:

@@ -8,10 +8,15 @@ and ``describe() -> dict`` (what is loaded: name, version, metadata). Levels dif
 object comes from (a handed-off file, the MLflow registry, a hot-swapping holder) and in what they add.
 
 Routes: ``POST /predict`` (one trip or a list), ``GET /health``, ``GET /model``, ``GET /metrics``
-(Prometheus, ``taxi.service_metrics``), docs at ``/docs``. Client mistakes never give a 500: malformed
-JSON, a wrong type, a missing field, a negative distance, NaN/inf, an unknown zone or a bad datetime give
-422 with the field and the rule; more than ``max_batch`` trips give 413. Every response carries an
-``X-Request-ID``, and each request is logged as one JSON line on the ``taxi.serving`` logger.
+(Prometheus, ``taxi.service_metrics``), docs at ``/docs`` (Swagger UI) and ``/redoc``, whose scripts and styles
+the service serves itself (``fastapi_offline``, under ``/static-offline-docs``): they work with no internet.
+Client mistakes never give a 500: malformed JSON, a wrong type, a missing field, a negative distance, NaN/inf,
+an unknown zone or a bad datetime give 422 with the field and the rule; more than ``max_batch`` trips give 413.
+Every request body is bounded before it is read whole (``taxi.body_limit``, for every route): over
+``max_body_bytes`` (default ``default_max_body_bytes(max_batch)``: 1 KiB a trip + 1 MiB) gives 413 at once
+when ``Content-Length`` says so, else as soon as the chunks received pass it; a body not complete within
+``body_timeout`` seconds (default 5) gives 408. Every response carries an ``X-Request-ID``, and each request is
+logged as one JSON line on the ``taxi.serving`` logger.
 
 A batch costs what its trips cost, not the framework's overhead: the body is validated straight from its bytes,
 as ``TripRow`` objects (``Trip``'s rules in pydantic-core alone) when the compiled model answers and no hook
@@ -50,11 +55,13 @@ import pandas as pd
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, NaiveDatetime, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from starlette.concurrency import run_in_threadpool
 
 from taxi.admin import add_admin_routes
+from taxi.body_limit import DEFAULT_BODY_TIMEOUT, BodyLimit, default_max_body_bytes
 from taxi.fast_path import fast_path_for
 from taxi.hotswap import Deployment, LoadedModel, ModelHolder
 from taxi.inference import fast_path_of, predict_trips
@@ -290,6 +297,8 @@ def create_app(
     model_details: Callable[[Deployment], dict[str, Any]] | None = None,
     on_predictions: PredictionsHook | None = None,
     workers: Sequence[Worker] = (),
+    max_body_bytes: int | None = None,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
     """The service for one fixed ``model``, or for a ``ModelHolder`` (hot swap, canary, ``/admin/reload``).
 
@@ -299,16 +308,24 @@ def create_app(
     ``model_details(deployment)`` adds keys to ``/model`` on a hot-swapping service (a level's own facts,
     e.g. the deployment events of the versions it serves).
     ``on_predictions`` and ``workers``: see the module doc.
+    ``max_body_bytes`` (None: ``default_max_body_bytes(max_batch)``) and ``body_timeout`` (seconds) bound every
+    request body (``taxi.body_limit``: 413 and 408); ``app.state.max_body_bytes`` and ``app.state.body_timeout``
+    are the limits in force.
     """
     hot = isinstance(model, ModelHolder)
     holder = model if isinstance(model, ModelHolder) else ModelHolder.fixed(model)
-    app = FastAPI(title=title, description=description, version="1.0", lifespan=_poller_lifespan(holder, workers))
+    app = FastAPIOffline(  # /docs and /redoc with their assets served here, not from a CDN
+        title=title, description=description, version="1.0", lifespan=_poller_lifespan(holder, workers)
+    )
     app.state.holder = holder
     app.state.max_batch = max_batch
+    max_body_bytes = default_max_body_bytes(max_batch) if max_body_bytes is None else max_body_bytes
+    app.state.max_body_bytes, app.state.body_timeout = max_body_bytes, body_timeout
     batch, rows = batch_adapter(max_batch), row_adapter(max_batch)
     app.state.metrics = ServiceMetrics(holder) if metrics else None
 
-    app.add_middleware(RequestLog)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout=body_timeout)
+    app.add_middleware(RequestLog)  # added last: outermost, so a 408/413 of BodyLimit is logged and counted too
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
@@ -324,7 +341,8 @@ def create_app(
         summary="Predict trip duration (minutes) for one trip or a list of trips",
         openapi_extra={"requestBody": _request_body_schema(max_batch)},
         responses={
-            413: {"description": f"more than {max_batch} trips"},
+            408: {"description": f"the body was not received within {body_timeout:g} s"},
+            413: {"description": f"more than {max_batch} trips, or a body over {max_body_bytes} bytes"},
             422: {"description": "invalid trip"},
             503: {"description": "no model loaded yet"},
         },

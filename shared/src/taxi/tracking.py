@@ -5,10 +5,17 @@
 - ``RegistryModel``: a registered version loaded for serving (``taxi.serving.ServedModel``), with what
   ``/model`` should say about it: name, version, run id, lineage tags.
 - alias helpers: the registry's aliases (not the deprecated stages) are how a version is released.
+
+**Failures are named.** A registry that does not answer (connection refused, a timeout, a server error) is a
+``RegistryUnreachable`` naming the tracking URI, never mistaken for "no such alias" (which would look like
+"nothing released", or to a gate like "no champion to compare with"). A registered version whose artifact is
+corrupt, truncated, not skops, or holds a type from a module our models are not made of is refused before it
+is deserialised: ``ModelArtifactError`` says which and why.
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -33,7 +40,70 @@ TRUSTED_MODULE_PREFIXES = (
 
 
 class RegistryError(LookupError):
-    """A registered model, version or alias that does not exist: the message says which."""
+    """A registered model, version or alias that does not exist, or a registry that cannot say: the message says
+    which."""
+
+
+class RegistryUnreachable(RegistryError):
+    """The tracking server / registry did not answer (refused, timed out, a server error): the message names its
+    URI. A ``RegistryError`` too, so every command that reports one reports this as one line."""
+
+
+class ModelArtifactError(RuntimeError):
+    """A registered version whose model artifact was refused: it cannot be downloaded or read (corrupt,
+    truncated), is not skops, or holds types from modules our models are not made of."""
+
+
+# MLflow's error codes for "no such model, version or alias" (anything else is the registry failing to answer).
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def is_not_found(exc: MlflowException) -> bool:
+    """Whether MLflow said the thing asked for does not exist (rather than failing to answer)."""
+    return exc.error_code in NOT_FOUND_CODES
+
+
+def registry_uri(client: MlflowClient | None = None) -> str:
+    """The registry's URI (a client's, else the current one), any password in it hidden."""
+    uri = getattr(client, "_registry_uri", None) or mlflow.get_registry_uri()
+    return _hide_password(str(uri))
+
+
+def unreachable(exc: BaseException, client: MlflowClient | None = None) -> RegistryUnreachable:
+    """``exc`` (a failed registry call) as one line naming the registry and the cause."""
+    return RegistryUnreachable(f"the MLflow registry at {registry_uri(client)} cannot be reached ({_cause(exc)})")
+
+
+CAUSES = (
+    ("Connection refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("Name or service not known", "unknown host"),
+    ("No route to host", "no route to host"),
+)
+
+
+def _cause(exc: BaseException) -> str:
+    """The root cause of a failed call, short: "connection refused", "timed out", or the error's first line."""
+    seen: BaseException | None = exc
+    chain = []
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(str(e) for e in chain)
+    for marker, short in CAUSES:
+        if marker in text:
+            return short
+    root = chain[-1]
+    first = (str(root).strip().splitlines() or [""])[0]
+    return f"{type(root).__name__}: {first}"[:200]
+
+
+def _hide_password(uri: str) -> str:
+    scheme, sep, rest = uri.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        userinfo, _, host = rest.partition("@")
+        return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return uri
 
 
 def trusted_types(model: Any = None, *, file: Path | None = None) -> list[str]:
@@ -114,24 +184,79 @@ def client_for(tracking_uri: str) -> MlflowClient:
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """The version behind ``name@alias``, or None when the alias is not set."""
+    """The version behind ``name@alias``, or None when the alias (or the model) does not exist; a registry that
+    does not answer raises ``RegistryUnreachable`` (an outage is not "nothing released")."""
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None
+        raise unreachable(exc, client) from None
 
 
 def get_version(client: MlflowClient, name: str, version: str | int) -> ModelVersion:
     try:
         return client.get_model_version(name, str(version))
-    except MlflowException:
-        known = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    except MlflowException as exc:
+        if not is_not_found(exc):
+            raise unreachable(exc, client) from None
+        try:
+            known = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        except MlflowException as again:
+            raise unreachable(again, client) from None
         listing = ", ".join(map(str, known)) if known else "none"
         raise RegistryError(f"model '{name}' has no version {version} (versions: {listing})") from None
 
 
+def check_model_artifact(model_dir: Path) -> None:
+    """Refuse (``ValueError``, saying why) a downloaded model folder that is not a skops scikit-learn model made
+    only of types from ``TRUSTED_MODULE_PREFIXES``. MLflow trusts the types the model's own MLmodel lists, so a
+    tampered artifact could list anything; this reads the types from the model file itself. A file that is not a
+    readable skops archive (truncated, overwritten) fails here too, before anything is deserialised."""
+    from mlflow.models import Model
+
+    try:
+        flavor = Model.load(model_dir / "MLmodel").flavors.get("sklearn")
+    except Exception as exc:
+        raise ValueError(f"its MLmodel cannot be read ({type(exc).__name__}: {exc})") from None
+    if flavor is None:
+        raise ValueError("it has no scikit-learn flavour")
+    if flavor.get("serialization_format") != "skops":
+        raise ValueError(f"it is saved as {flavor.get('serialization_format')}, not skops: loading it can run code")
+    path = model_dir / str(flavor.get("pickled_model", "model.skops"))
+    try:
+        types = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:
+        raise ValueError(f"its model file is corrupt ({type(exc).__name__}: {exc})") from None
+    _check_trusted(sorted({*types, *(flavor.get("skops_trusted_types") or [])}))
+
+
+def load_checked_model(name: str, version: str | int) -> Any:
+    """Registered model ``name`` at ``version`` as a pyfunc, after ``check_model_artifact`` passed on the
+    downloaded artifact; raises ``ModelArtifactError`` (why it was refused), or ``RegistryUnreachable``."""
+    refused = f"model '{name}' v{version} refused:"
+    with tempfile.TemporaryDirectory(prefix="taxi-model-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
+        except MlflowException as exc:
+            if is_not_found(exc):
+                raise ModelArtifactError(f"{refused} its artifact cannot be found ({_cause(exc)})") from None
+            raise unreachable(exc) from None
+        except OSError as exc:
+            raise ModelArtifactError(f"{refused} its artifact cannot be downloaded ({_cause(exc)})") from None
+        try:
+            check_model_artifact(local)
+        except ValueError as exc:
+            raise ModelArtifactError(f"{refused} {exc}") from None
+        try:
+            return mlflow.pyfunc.load_model(str(local))
+        except Exception as exc:
+            raise ModelArtifactError(f"{refused} it does not load ({type(exc).__name__}: {exc})"[:500]) from None
+
+
 class RegistryModel:
-    """A registered model version, loaded through the pyfunc flavour (its signature is enforced).
+    """A registered model version, loaded through the pyfunc flavour (its signature is enforced) once its artifact
+    passed ``check_model_artifact`` (else ``ModelArtifactError``: ``load_checked_model``).
 
     ``fast_path``: the scikit-learn pipeline inside, compiled by ``taxi.fast_path`` and checked against it
     (None when it does not compile or disagrees); services answer with it (``taxi.inference.predict_trips``),
@@ -141,7 +266,7 @@ class RegistryModel:
         self.name = name
         self.version = version
         self.alias = alias
-        self.pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+        self.pyfunc = load_checked_model(name, version.version)
         self.fast_path, self.serving_path = fast_path_for(self.pyfunc.get_raw_model())
 
     @classmethod

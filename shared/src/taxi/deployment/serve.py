@@ -31,21 +31,21 @@ def serve_command(
 ) -> NoReturn:
     """Load the level's settings (a wrong one: one red line, exit 1), say when ``POST /admin/reload`` is off,
     then serve ``create_app(settings)`` with uvicorn on ``host``/``port`` (default: the settings') until
-    stopped. No ``@champion``, an unreachable registry (``LookupError``, ``MlflowException``) or one of
-    ``cannot_start`` while the app is built: one line, exit 1."""
-    from mlflow.exceptions import MlflowException  # imported here: `levelN --help` need not load MLflow
-
+    stopped. No ``@champion`` (``LookupError``), an unreachable registry, a champion whose model artifact is
+    refused (``taxi.registry_serving.explain_start_failures``) or one of ``cannot_start`` while the app is built:
+    one line saying what to do, exit 1, no traceback."""
+    from taxi.registry_serving import CannotStart, explain_start_failures  # here: `levelN --help` skips MLflow
     from taxi.serving import run_service
 
     settings = settings_or_fail(load_settings)
+    prefix = str(settings.model_config.get("env_prefix", "")).upper()
     if not settings.token:
-        prefix = str(settings.model_config.get("env_prefix", "")).upper()
         typer.echo(f"no {prefix}ADMIN_TOKEN: POST /admin/reload is disabled; new versions arrive by polling")
     raise typer.Exit(
         run_service(
-            lambda: create_app(settings),
+            explain_start_failures(lambda: create_app(settings), prefix),
             host or settings.host,
             port or settings.port,
-            (LookupError, MlflowException, *cannot_start),
+            (LookupError, CannotStart, *cannot_start),
         )
     )

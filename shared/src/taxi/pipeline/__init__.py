@@ -22,6 +22,15 @@ own dvc.yaml calls `levelN stage NAME` with the stage's deps and outs as options
 --out data/validated`), listing these modules as the stages' code dependencies. ``tools`` runs dvc, git,
 mlflow and prefect from the environment (``tools.repro``: dvc repro + dvc push). Nothing here does work at
 import time.
+
+When the platform is down, a stage says so in one line and leaves nothing half done: an MLflow tracking server
+that does not answer fails train / evaluate / register before their work, naming its URI and the setting it
+comes from (``common.check_tracking``; register adds a version with its tags in one call, or nothing); a DVC
+remote that cannot take the data fails the push naming it, dvc.lock, outputs and cache kept
+(``tools.push_to_remote``); a Prefect server at PREFECT_API_URL that does not answer is refused before anything
+is served (``prefect_server.check_prefect_server``). Test helpers: ``scratch`` (a level's DVC project, or a
+one-stage one, in a temporary git repository) and ``tampering`` (a registered model tampered with in its
+artifact store, for the levels' tests that their services refuse it).
 """
 
 from taxi.pipeline.cli import PipelineSettings, add_init_git, stage_cli

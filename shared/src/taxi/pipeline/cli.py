@@ -54,10 +54,12 @@ def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
 
     def run_stage(name: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         from taxi.loader import DataSourceError
-        from taxi.pipeline.common import StageError
+        from taxi.pipeline.common import StageError, check_tracking
         from taxi.validation import DataValidationError
 
         try:
+            if "tracking_uri" in kwargs:  # before the stage's work: a server that does not answer is one line
+                check_tracking(kwargs["tracking_uri"], _uri_setting(settings()))
             function(*args, **kwargs)
         except (StageError, DataValidationError, DataSourceError) as exc:
             fail(f"{name}: {exc}")
@@ -108,6 +110,12 @@ def stage_cli(load_settings: Callable[[], PipelineSettings]) -> typer.Typer:
         run_stage("register", register, run, metrics, out, model_name=s.model_name, tracking_uri=s.tracking_uri)
 
     return app
+
+
+def _uri_setting(settings: PipelineSettings) -> str:
+    """The environment variable the tracking URI comes from (e.g. LEVEL2_TRACKING_URI), for messages."""
+    prefix = getattr(type(settings), "model_config", {}).get("env_prefix", "")
+    return f"{prefix.upper()}TRACKING_URI" if prefix else "the tracking URI"
 
 
 def add_init_git(app: typer.Typer) -> None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,46 @@ from taxi.schema import INPUT_COLUMNS
 
 class StageError(RuntimeError):
     """A stage cannot run: a missing input or a parameter out of range. The message says which."""
+
+
+def unreachable(url: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers HTTP at ``url`` (connection refused, unknown host, no answer in ``timeout`` s), or None
+    when something does, whatever its status (what answers is then the job of its own client)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except urllib.error.URLError as exc:
+        return str(getattr(exc.reason, "strerror", None) or exc.reason)
+    except OSError as exc:  # a timeout while reading, a reset connection
+        return str(exc) or type(exc).__name__
+
+
+def check_tracking(uri: str, setting: str = "the tracking URI") -> None:
+    """StageError naming ``uri`` when it is an MLflow tracking server that does not answer (its /health), so a
+    stage fails in seconds, before its work, instead of after MLflow's minutes of retries. ``setting``: where the
+    URI comes from (e.g. LEVEL2_TRACKING_URI), for the message. Other URIs (sqlite, file) are not checked."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    reason = unreachable(uri.rstrip("/") + "/health")
+    if reason:
+        raise StageError(
+            f"the MLflow tracking server at {uri} is not reachable ({reason}): start it, or set {setting} to one"
+            " that runs, then run the pipeline again (`dvc repro` re-runs only what did not finish)"
+        )
+
+
+@contextmanager
+def tracking_errors(uri: str) -> Iterator[None]:
+    """Turn a failure talking to the MLflow tracking store at ``uri`` into one StageError line naming it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        first = next((line for line in str(exc.message).splitlines() if line.strip()), type(exc).__name__)
+        raise StageError(f"MLflow at {uri} failed: {first[:300]}") from None
 
 
 def load_params(path: Path) -> dict[str, Any]:

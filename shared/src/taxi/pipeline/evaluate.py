@@ -10,7 +10,7 @@ import mlflow
 import pandas as pd
 
 from taxi.model import evaluate as model_metrics
-from taxi.pipeline.common import read_split, write_json
+from taxi.pipeline.common import check_tracking, read_split, tracking_errors, write_json
 from taxi.tracking import load_pipeline
 
 
@@ -32,6 +32,7 @@ def _plot(sample: pd.DataFrame, rmse: float, path: Path) -> None:
 def evaluate(model: Path, run: Path, data: Path, reports: Path, *, tracking_uri: str) -> dict[str, Any]:
     """Score ``model`` on ``data``; write metrics.json, slices.json, predictions.csv and residuals.png to
     ``reports`` and log them to the MLflow run recorded in ``run`` (train's output)."""
+    check_tracking(tracking_uri)
     trips, y = read_split(data)
     pipeline = load_pipeline(model)
     metrics = model_metrics(pipeline, trips, y)
@@ -51,7 +52,7 @@ def evaluate(model: Path, run: Path, data: Path, reports: Path, *, tracking_uri:
     flat |= {f"rmse_{name.replace(' ', '_')}": s["rmse"] for name, s in metrics["slices"].items()}
     flat |= {f"mae_{name.replace(' ', '_')}": s["mae"] for name, s in metrics["slices"].items()}
     mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=record["run_id"]):
+    with tracking_errors(tracking_uri), mlflow.start_run(run_id=record["run_id"]):
         mlflow.log_metrics(flat, model_id=record["model_id"])
         for name in ("residuals.png", "metrics.json", "slices.json"):
             mlflow.log_artifact(str(reports / name), artifact_path="evaluation")

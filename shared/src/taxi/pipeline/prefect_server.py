@@ -3,8 +3,9 @@ automations (level 4) need one; Prefect's temporary server runs single flow runs
 
     serve(lambda: [flow.to_deployment(name="nightly", cron="0 3 * * *")], "nightly", port=4302, home=Path(".prefect"))
 
-``serve`` uses the server at PREFECT_API_URL when it is set, else starts one on a loopback port for as long as
-it serves (``local_prefect_server``), and serves until Ctrl-C: the runner stops first, then the server.
+``serve`` uses the server at PREFECT_API_URL when it is set (one that does not answer is a PrefectServerError
+naming it, before anything is served), else starts one on a loopback port for as long as it serves
+(``local_prefect_server``), and serves until Ctrl-C: the runner stops first, then the server.
 """
 
 from __future__ import annotations
@@ -23,7 +24,20 @@ from taxi.smoke import SmokeTestFailed, port_in_use, stop_process, wait_until_he
 
 
 class PrefectServerError(RuntimeError):
-    """The local Prefect server could not start (busy port, or it exited / never answered)."""
+    """The local Prefect server could not start (busy port, or it exited / never answered), or the one at
+    PREFECT_API_URL does not answer."""
+
+
+def check_prefect_server(api_url: str, timeout: float = 5.0) -> None:
+    """PrefectServerError naming ``api_url`` (PREFECT_API_URL) when nothing answers its /health."""
+    from taxi.pipeline.common import unreachable
+
+    reason = unreachable(api_url.rstrip("/") + "/health", timeout=timeout)
+    if reason:
+        raise PrefectServerError(
+            f"the Prefect server at {api_url} (PREFECT_API_URL) is not reachable ({reason}): start it, or unset"
+            " PREFECT_API_URL to have a local one started for as long as this runs"
+        )
 
 
 def prefect_server_env(port: int, home: Path) -> dict[str, str]:
@@ -114,6 +128,7 @@ def serve(
     previous = signal.getsignal(signal.SIGINT)
     try:
         if os.environ.get("PREFECT_API_URL"):
+            check_prefect_server(os.environ["PREFECT_API_URL"])
             echo(f"Prefect server: {os.environ['PREFECT_API_URL']} (PREFECT_API_URL)")
             started(os.environ["PREFECT_API_URL"])
             serve_until_interrupted(name, deployments, echo)

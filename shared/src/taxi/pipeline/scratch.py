@@ -3,6 +3,9 @@
     level = scratch_project(LEVEL, tmp / "repo", {"ingest.rows": 3000, "train.max_iter": 40}, name="level4")
     # level/: src/, dvc.yaml, params.yaml (+ the overrides), policy.yaml ...; git + dvc initialised, a local remote
 
+    toy = one_stage_project(tmp / "toy", env=os.environ, remote="http://127.0.0.1:9/remote")
+    # toy/: dvc.yaml with one stage (echo -> out.txt), git + dvc initialised, that default remote: seconds, not minutes
+
 The shared package's source goes where the level's ``dvc.yaml`` expects it: beside the level (``../shared``) in
 the workspace, inside it (``shared/``) in a copy made by ``make export-level``.
 """
@@ -61,4 +64,21 @@ def scratch_project(
     _run(project, full, "dvc", "remote", "add", "-d", "local", str(repo / "dvc-remote"))
     _run(repo, full, "git", "add", "-A")
     _run(repo, full, "git", "commit", "-qm", name)
+    return project
+
+
+ONE_STAGE = "stages:\n  make:\n    cmd: echo trips > out.txt\n    outs:\n      - out.txt\n"
+
+
+def one_stage_project(project: Path, *, env: Mapping[str, str], remote: str) -> Path:
+    """A DVC project with one stage (``echo trips > out.txt``) in a fresh git repository at ``project``, its
+    default remote ``remote`` (named ``store``): for tests of what happens around a pipeline (pushing to a remote
+    that fails), where the level's own pipeline would take minutes. Returns ``project``."""
+    project.mkdir(parents=True)
+    (project / "dvc.yaml").write_text(ONE_STAGE)
+    full = {**env, **GIT_IDENTITY}
+    _run(project, full, "git", "init", "-q")
+    _run(project, full, "dvc", "init", "-q")
+    _run(project, full, "dvc", "config", "core.analytics", "false")
+    _run(project, full, "dvc", "remote", "add", "-d", "store", remote)
     return project

@@ -83,10 +83,27 @@ def repro(push: bool = True, cwd: Path | None = None, echo: Callable[[str], None
     ``push``, `dvc push` to the default DVC remote. Returns repro's output; ToolError when a step fails."""
     output = stream(["dvc", "repro"], cwd=cwd, echo=echo)
     if push:
-        dvc("push", "-q", cwd=cwd)
-        remote = dvc("remote", "default", cwd=cwd).stdout.strip()
+        remote = push_to_remote(cwd)
         echo(f"dvc push: data and model stored in the DVC remote '{remote}' (`dvc remote list`)")
     return output
+
+
+def push_to_remote(cwd: Path | None = None) -> str:
+    """`dvc push` to the default DVC remote; returns its name. A remote that cannot take the data (unreachable,
+    not writable) is one ToolError line naming it and DVC's reason; nothing local is touched (dvc.lock, the
+    outputs and the DVC cache stay as repro left them), so `dvc push` once the remote is back completes it."""
+    remote = dvc("remote", "default", cwd=cwd, check=False).stdout.strip()
+    done = dvc("push", cwd=cwd, check=False)  # not -q: DVC then keeps quiet about some failures too
+    if done.returncode == 0:
+        return remote
+    output = (done.stdout + "\n" + done.stderr).splitlines()
+    reasons = [line.removeprefix("ERROR:").strip() for line in output if line.startswith("ERROR:")]
+    url = dvc("config", f"remote.{remote}.url", cwd=cwd, check=False).stdout.strip() if remote else ""
+    where = f"the DVC remote '{remote}' ({url or '?'})" if remote else "the DVC remote (none set)"
+    raise ToolError(
+        f"dvc push to {where} failed: {'; '.join(reasons)[:400] or f'exit {done.returncode}'}. The results are kept"
+        " here (dvc.lock, outputs, the DVC cache): make the remote reachable (`dvc remote list`), then run `dvc push`"
+    )
 
 
 def ensure_git_repo(cwd: Path | None = None) -> bool:

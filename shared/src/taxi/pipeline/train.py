@@ -9,7 +9,15 @@ from typing import Any
 import mlflow
 
 from taxi.model import build_trip_pipeline
-from taxi.pipeline.common import git_commit, md5_of, params_hash, read_split, write_json
+from taxi.pipeline.common import (
+    check_tracking,
+    git_commit,
+    md5_of,
+    params_hash,
+    read_split,
+    tracking_errors,
+    write_json,
+)
 from taxi.pipeline.prepare import Split
 from taxi.tracking import log_trip_model, save_pipeline
 
@@ -18,7 +26,9 @@ def train(
     data: Path, model_out: Path, run_out: Path, params: dict[str, Any], *, tracking_uri: str, experiment: str
 ) -> dict[str, Any]:
     """Fit on ``data`` with ``params["train"]``; save the model to ``model_out`` and the MLflow run record
-    (run id, model URI, lineage) to ``run_out``. ``params`` is all of params.yaml: every group is logged."""
+    (run id, model URI, lineage) to ``run_out``. ``params`` is all of params.yaml: every group is logged.
+    A tracking server that does not answer fails the stage before the fit (StageError naming it)."""
+    check_tracking(tracking_uri)
     trips, y = read_split(data)
     pipeline = build_trip_pipeline(params["train"]).fit(trips, y)
     save_pipeline(pipeline, model_out)
@@ -31,12 +41,13 @@ def train(
         "dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
     }
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"train-{lineage['params_hash'][:8]}", tags=lineage) as run:
-        mlflow.log_params({f"train.{k}": v for k, v in params["train"].items()})
-        mlflow.log_params({f"ingest.{k}": v for k, v in params["ingest"].items()})
-        mlflow.log_param("train_rows", len(trips))
-        info = log_trip_model(pipeline, trips, saved=model_out)
+    with tracking_errors(tracking_uri):
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run(run_name=f"train-{lineage['params_hash'][:8]}", tags=lineage) as run:
+            mlflow.log_params({f"train.{k}": v for k, v in params["train"].items()})
+            mlflow.log_params({f"ingest.{k}": v for k, v in params["ingest"].items()})
+            mlflow.log_param("train_rows", len(trips))
+            info = log_trip_model(pipeline, trips, saved=model_out)
     record = {"run_id": run.info.run_id, "model_uri": info.model_uri, "model_id": info.model_id, **lineage}
     write_json(run_out, record)
     print(f"train: {len(trips)} trips, MLflow run {run.info.run_id}, model {info.model_uri}")
