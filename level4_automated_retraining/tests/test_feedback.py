@@ -130,3 +130,48 @@ def test_the_batch_path_joins_a_file_and_reports_the_rest(served, monkeypatch, t
     assert window.loc[more, "actual_duration_min"].tolist() == [10.0 + i for i in range(10)]
     missing = CliRunner().invoke(cli, ["feedback", str(tmp_path / "nope.csv")])
     assert missing.exit_code == 1 and "no such file" in missing.output
+
+
+def test_a_dropoff_with_an_offset_is_converted_to_new_york_time_like_the_pickup(served):
+    client, app, _, _ = served
+    request_id = client.post("/predict", json={**TRIPS[20], "lpep_pickup_datetime": "2024-03-05T13:15:00Z"}).json()[
+        "request_id"
+    ]  # logged as 08:15 New York time (EST)
+    answer = client.post("/feedback", json={"request_id": request_id, "dropoff_datetime": "2024-03-05T13:30:00Z"})
+    assert answer.status_code == 200, answer.text
+    window = load_window(app.state.store).set_index(["request_id", "row"])
+    assert window.loc[(request_id, 0), "actual_duration_min"] == pytest.approx(15.0)  # not 315
+
+
+def test_a_feedback_body_over_the_byte_limit_is_413_before_it_is_read(registry, tmp_path):
+    app = create_app(registry.settings_for(tmp_path, max_body_bytes=2000))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        items = [{"request_id": f"r{i}", "actual_duration_min": 5} for i in range(100)]
+        answer = client.post("/feedback", json=items)
+        assert answer.status_code == 413
+        assert "the limit is 2000 bytes (max_body_bytes)" in answer.json()["detail"][0]["msg"]
+        assert client.post("/feedback", json=items[:1]).status_code == 404  # small enough: it reaches the join
+
+
+def test_with_a_feedback_token_feedback_needs_it_and_a_refusal_stores_nothing(registry, tmp_path):
+    app = create_app(registry.settings_for(tmp_path, feedback_token="s3cret-feedback"))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        request_id = client.post("/predict", json=TRIPS[0]).json()["request_id"]
+        app.state.prediction_log.flush()  # the prediction (and the store's tables) written
+        item = {"request_id": request_id, "actual_duration_min": 11}
+        missing = client.post("/feedback", json=item)
+        assert missing.status_code == 401 and missing.json() == {"detail": "missing bearer token"}
+        wrong = client.post("/feedback", json=item, headers={"Authorization": "Bearer s3cret-feedbacK"})
+        assert wrong.status_code == 403 and wrong.json() == {"detail": "invalid token"}
+        assert feedback_rows(app) == 0
+        right = client.post("/feedback", json=item, headers={"Authorization": "Bearer s3cret-feedback"})
+        assert right.status_code == 200 and feedback_rows(app) == 1
+        operation = client.get("/openapi.json").json()["paths"]["/feedback"]["post"]
+        assert operation["security"] == [{"FeedbackToken": []}] and {"401", "403"} <= set(operation["responses"])
+
+
+def test_serve_refuses_a_public_interface_without_a_feedback_token(monkeypatch):
+    monkeypatch.delenv("LEVEL4_FEEDBACK_TOKEN", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "1"])
+    assert result.exit_code == 1
+    assert "cannot serve on 0.0.0.0 without LEVEL4_FEEDBACK_TOKEN" in result.output

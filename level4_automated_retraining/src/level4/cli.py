@@ -57,7 +57,24 @@ def serve(
     from level4.service import create_app
     from taxi.deployment.serve import serve_command
 
+    settings = settings_or_fail(load_settings)
+    interface = host or settings.host
+    if settings.prediction_log and not _is_loopback(interface) and not settings.feedback_token.get_secret_value():
+        fail(
+            f"cannot serve on {interface} without LEVEL4_FEEDBACK_TOKEN: POST /feedback decides what the model is "
+            "retrained on; set a token (clients send Authorization: Bearer <token>) or bind to 127.0.0.1"
+        )
     serve_command(load_settings, create_app, host, port, cannot_start=(ArgumentError, OSError))
+
+
+def _is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1): only this machine can connect."""
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 FEEDBACK_FILE = "CSV, JSON lines or parquet: request_id, index, actual_duration_min or dropoff_datetime"

@@ -106,6 +106,7 @@ def run_replay(
         raise ReplayError("the registry has a model already: `make clean` first (the replay starts from nothing)")
     original = settings.params_file.read_text()
     token = secrets.token_urlsafe(16)  # the service's admin token: the retraining's canary tells it to reload
+    feedback_token = secrets.token_urlsafe(16)  # what the traffic's ground truth is posted with
     try:
         apply_params(settings.params_file, {"ingest.scenario": scenario, "ingest.first_month": FIRST_MONTH,
                                             "ingest.months": TRAINING_MONTHS, "ingest.exclude_months": []})  # fmt: skip
@@ -118,7 +119,8 @@ def run_replay(
         echo(f"@champion -> v{record['version']} ({record['reason']})")
 
         step(echo, f"2/4 the service on 127.0.0.1:{port}: @champion, every prediction logged")
-        env = {**tools.tool_env(), "LEVEL4_ADMIN_TOKEN": token, "LEVEL4_POLL_INTERVAL": "1"}
+        env = {**tools.tool_env(), "LEVEL4_ADMIN_TOKEN": token, "LEVEL4_FEEDBACK_TOKEN": feedback_token,
+               "LEVEL4_POLL_INTERVAL": "1"}  # fmt: skip
         command = [tools.tool("level4"), "serve", "--port", str(port)]
         rows: list[timeline.Month] = []
         log_path = project / "build" / "serve.log"
@@ -127,7 +129,7 @@ def run_replay(
             step(echo, f"3/4 {len(months)} months of live traffic ({trips} trips each), feedback, watch")
             for number, month in enumerate(months):
                 traffic = send_month(url, month, scenario, seed=1000 + number, rows=trips)
-                post_feedback(url, traffic.truth)
+                post_feedback(url, traffic.truth, feedback_token)
                 wait_for_log(url)
                 watched = watch(project_dir=str(project), month=month, service_url=url)
                 rows.append(month_row(traffic, watched, client, settings.model_name))

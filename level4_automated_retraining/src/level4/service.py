@@ -8,7 +8,10 @@ feedback + their metrics.
   logged predictions by request id: 200 when every item is stored; otherwise nothing is stored and the answer
   names each item's problem: 422 a bad value, 404 an unknown request id, 409 feedback given before. Its body
   has the service's limits (``taxi.body_limit``: ``max_body_bytes``, 413; ``body_timeout``, 408), like
-  ``POST /predict``'s, checked before it is read whole; then 413 above ``MAX_ITEMS`` items.
+  ``POST /predict``'s, checked before it is read whole; then 413 above ``MAX_ITEMS`` items. Feedback decides
+  what the model is retrained on, so with ``feedback_token`` set it needs ``Authorization: Bearer <token>``
+  (401 without, 403 wrong: ``taxi.admin.refusal``); unset, it is open to whoever reaches the service, which
+  ``level4 serve`` allows on a loopback interface only.
 - **metrics**: ``/metrics`` gains ``taxi_prediction_log_*`` (written, dropped by reason, queued, lag) and
   ``taxi_feedback_total{outcome}``.
 
@@ -25,21 +28,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from level4.feedback import FEEDBACK_LIST, MAX_ITEMS, Feedback, FeedbackOutcome, feedback_counter, record_feedback
 from level4.prediction_log import PredictionLog, PredictionLogCollector, PredictionStore, sqlite_path
 from level4.settings import Settings
+from taxi.admin import refusal
 from taxi.deployment.deployer import DeploymentLog, deployment_details
 from taxi.hotswap import ModelHolder
 from taxi.registry_serving import settings_holder
 from taxi.serving import create_app as create_service
 
 FLUSH_BEFORE_FEEDBACK_SECONDS = 5.0  # feedback right after a prediction: let the writer store it first
+_feedback_bearer = HTTPBearer(auto_error=False, scheme_name="FeedbackToken", description="the feedback token")
 
 
 def prediction_store(url: str, base: Path = Path()) -> PredictionStore:
@@ -88,7 +94,7 @@ def create_app(
     if app.state.metrics is not None:
         app.state.metrics.add_collector(PredictionLogCollector(log))
         app.state.metrics.add_collector(counter)
-    add_feedback_route(app, store, log, counter)
+    add_feedback_route(app, store, log, counter, settings.feedback_token.get_secret_value() or None)
     return app
 
 
@@ -118,9 +124,18 @@ def _problems(outcome: FeedbackOutcome, items: list[Feedback], single: bool) -> 
     ]
 
 
-def add_feedback_route(app: FastAPI, store: PredictionStore, log: PredictionLog, counter: Any) -> None:
-    """``POST /feedback``: one feedback item or a list (see module doc)."""
+async def _no_credentials() -> None:
+    return None
+
+
+def add_feedback_route(
+    app: FastAPI, store: PredictionStore, log: PredictionLog, counter: Any, token: str | None = None
+) -> None:
+    """``POST /feedback``: one feedback item or a list; with ``token``, only for callers bearing it (module doc)."""
     trip_schema = Feedback.model_json_schema()
+    # the bearer token is read (and documented in the OpenAPI) only when one is required
+    bearer = Security(_feedback_bearer) if token else Depends(_no_credentials)
+    refusals = {401: {"description": "no bearer token"}, 403: {"description": "wrong token"}} if token else {}
 
     @app.post(
         "/feedback",
@@ -144,10 +159,14 @@ def add_feedback_route(app: FastAPI, store: PredictionStore, log: PredictionLog,
             413: {"description": f"more than {MAX_ITEMS} items, or a body over {app.state.max_body_bytes} bytes"},
             422: {"description": "a bad value (nothing stored)"},
             503: {"description": "the prediction store cannot be reached"},
+            **refusals,
         },
     )
-    async def feedback(request: Request) -> JSONResponse:
+    async def feedback(request: Request, credentials: HTTPAuthorizationCredentials | None = bearer) -> JSONResponse:
         request_id = request.state.request_id
+        if token and (refused := refusal(credentials, token)) is not None:
+            refused.headers["X-Request-ID"] = request_id
+            return refused
         try:
             payload = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

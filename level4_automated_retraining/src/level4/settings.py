@@ -32,6 +32,11 @@ class Settings(BaseSettings, HotSwapServiceFields):
         description="log every prediction to the prediction store; false: level 3's service (no store opened, no "
         "POST /feedback, no prediction-log metrics)",
     )
+    feedback_token: SecretStr = Field(
+        SecretStr(""),
+        description="bearer token POST /feedback requires (feedback decides what the model is retrained on); "
+        "empty = open to whoever can reach the service, so `level4 serve` refuses a non-loopback host without one",
+    )
     log_queue_rows: int = Field(
         100_000, ge=1, description="predictions waiting to be written at most; more are dropped (and counted)"
     )

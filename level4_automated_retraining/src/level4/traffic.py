@@ -47,10 +47,12 @@ def send_month(url: str, month: str, scenario: str, seed: int, rows: int = TRIPS
     return Traffic(month, requests, len(payloads), failed, truth)
 
 
-def post_feedback(url: str, truth: list[dict[str, Any]]) -> dict[int, int]:
-    """POST /feedback in lists; the number of calls per HTTP status."""
+def post_feedback(url: str, truth: list[dict[str, Any]], token: str | None = None) -> dict[int, int]:
+    """POST /feedback in lists (bearing ``token``, the service's feedback token, if any); the number of calls per
+    HTTP status."""
     statuses: dict[int, int] = {}
-    with httpx.Client(base_url=url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=60, headers=headers) as client:
         for start in range(0, len(truth), FEEDBACK_BATCH):
             status = client.post("/feedback", json=truth[start : start + FEEDBACK_BATCH]).status_code
             statuses[status] = statuses.get(status, 0) + 1
