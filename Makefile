@@ -9,6 +9,8 @@ LEVEL_DIRS := $(sort $(wildcard level[0-4]_*))
 PYTEST_ARGS ?=
 # which `make levelN` wall times `make bench` measures: all levels present, a list (LEVELS="1 2"), or none (LEVELS=)
 LEVELS ?= all
+# platform mode: make platform-up / platform-status / platform-down, and `make level2 PLATFORM=1` (3, 4) on it
+include platform/platform.mk
 
 .PHONY: help setup test lint format data baseline demo bench clean export-level level0 level1 level2 level3 level4
 

@@ -28,9 +28,11 @@ from taxi.tracking import log_trip_model
 
 LEVEL = Path(__file__).resolve().parent.parent
 MODEL = "trip-duration"
-# tests/postgres.py: the throwaway PostgreSQL server (a module beside this one; --import-mode=importlib puts no
-# test folder on sys.path)
-_spec = importlib.util.spec_from_file_location("level4_tests_postgres", Path(__file__).with_name("postgres.py"))
+# the throwaway PostgreSQL server: shared/tests/postgres.py (the root's platform test uses it too), found through
+# the installed shared package (../shared here, shared/ in an exported copy); --import-mode=importlib puts no test
+# folder on sys.path
+SHARED = Path(__import__("taxi").__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("taxi_tests_postgres", SHARED / "tests" / "postgres.py")
 pg = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pg)
 
@@ -84,7 +86,7 @@ def registry(tmp_path_factory) -> Registry:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator:
-    """A PostgreSQL server of its own for the session (``tests/postgres.py``). Without one here the PostgreSQL
+    """A PostgreSQL server of its own for the session (``shared/tests/postgres.py``). Without one here the PostgreSQL
     tests skip, naming what to install; with REQUIRE_POSTGRES=1 (CI) they fail instead."""
     bindir = pg.find_bindir()
     if bindir is None:

@@ -1,5 +1,6 @@
-"""A throwaway PostgreSQL server for the tests: ``initdb`` in a temporary folder, ``postgres`` on a free loopback
-port (its socket in the same folder), stopped by its PID, never by name.
+"""A throwaway PostgreSQL server for the tests (level 4's prediction store, the root's platform test): ``initdb``
+in a temporary folder, ``postgres`` on a free loopback port (its socket in the same folder), stopped by its PID,
+never by name.
 
 PostgreSQL refuses to run as root: when the tests run as root (this machine, CI), the server's programs run as
 the unprivileged user ``nobody`` (``subprocess``'s ``user=``/``group=``, a plain setuid in the child: the PID
@@ -72,7 +73,7 @@ class PostgresServer:
     @classmethod
     def create(cls, bindir: Path) -> PostgresServer:
         """A new cluster (``initdb``, trust authentication, superuser ``postgres``) in a new temporary folder."""
-        folder = Path(tempfile.mkdtemp(prefix="level4-pg-"))  # not under pytest's tmp_path: that is root's 0700
+        folder = Path(tempfile.mkdtemp(prefix="taxi-pg-"))  # not under pytest's tmp_path: that is root's 0700
         server = cls(bindir, folder)
         if (owner := _unprivileged()) is not None:
             os.chown(folder, *owner)
