@@ -1,6 +1,6 @@
-"""The prediction store on a real PostgreSQL server (``tests/postgres.py`` starts a throwaway one): the behaviours
-the SQLite tests check hold on it too. Without a PostgreSQL server on the machine these tests skip, naming what
-to install; with REQUIRE_POSTGRES=1 (CI) they fail instead.
+"""The prediction store on a real PostgreSQL server (``shared/tests/postgres.py`` starts a throwaway one): the
+behaviours the SQLite tests check hold on it too. Without a PostgreSQL server on the machine these tests skip, naming
+what to install; with REQUIRE_POSTGRES=1 (CI) they fail instead.
 
 - feedback: ``test_feedback.py``'s HTTP tests themselves, run here against a service whose store is PostgreSQL
   (this module's ``served`` fixture stands in for theirs), plus the file path and concurrent feedback;
@@ -164,9 +164,10 @@ def test_services_starting_together_create_the_tables_once(postgres_url):
         list(pool.map(create, stores))  # without the advisory lock all but one fail on pg_type's unique index
     with stores[0].engine.connect() as connection:
         kinds = dict(connection.execute(text(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'predictions'"
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'prediction_requests'"
         )).all())  # fmt: skip
-    assert kinds["pickup_datetime"] == kinds["logged_at"] == "timestamp without time zone"
+    assert kinds["first_pickup"] == kinds["logged_at"] == "timestamp without time zone"
+    assert kinds["pickup_datetime"] == kinds["prediction"] == "bytea"  # the packed columns
 
 
 def test_an_unreachable_server_is_an_error_not_a_hang(postgres_server):

@@ -1,5 +1,6 @@
-"""The prediction log: every answered trip is a row; a store that fails never fails a prediction; what was
-acknowledged as written survives `kill -9`. The real app over HTTP on loopback, real SQLite files."""
+"""The prediction log: every answered trip is kept (a row once read back); a store that fails never fails a
+prediction; what was acknowledged as written survives `kill -9`.
+The real app over HTTP on loopback, real SQLite files."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from level4.prediction_log import PREDICTIONS, PredictionLog, PredictionStore
+from level4.prediction_log import REQUESTS, PredictionLog, PredictionStore, read_predictions
 from level4.service import create_app
 from taxi.api_payloads import trip_payloads
 from taxi.generator import generate_month
@@ -29,9 +30,10 @@ TRIPS, _ = trip_payloads(generate_month("2024-03", rows=200, seed=3))
 
 
 def rows(store: PredictionStore) -> list:
+    """Every logged trip, read back (one row each)."""
     store.ensure_schema()
     with store.engine.connect() as connection:
-        return list(connection.execute(select(PREDICTIONS).order_by(PREDICTIONS.c.id)))
+        return list(read_predictions(connection).itertuples())
 
 
 def metric(text: str, name: str) -> float:
@@ -142,4 +144,4 @@ def test_acknowledged_records_survive_kill_9(registry, tmp_path):
         server.terminate()  # a clean stop writes what is queued
         server.wait(30)
     with PredictionStore(f"sqlite:///{store}").engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(PREDICTIONS)).scalar() == 101
+        assert connection.execute(select(func.sum(REQUESTS.c.trips))).scalar() == 101  # trips, in 101 requests

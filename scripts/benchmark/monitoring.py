@@ -11,6 +11,8 @@ durations and is not run; the predictions are not read by the drift and quality 
 
 **What is timed** (the data is built first, and ``level4.monitor`` imported, outside the timings):
 
+0. ``load_window``: reading the window back from a SQLite prediction store in a temporary folder, where it was
+   written beforehand (untimed) as the service's writer writes it, as 1,000-trip requests;
 1. ``monitor_window``: what the monitoring flow runs on a window (drift + quality reports, the result);
 2. the drift report alone (``DataDriftPreset`` on the watched inputs, with the columns' preparation): the goal;
 3. for comparison: the same drift report with the string columns (boroughs, weekday) as plain Python strings,
@@ -23,6 +25,8 @@ durations and is not run; the predictions are not read by the drift and quality 
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +88,23 @@ def measure_monitoring(rows: int, say: Callable[[str], None], month_rows: int = 
     say(f"  window of {rows:,} logged predictions, reference of {len(reference):,} trips")
     config = monitor.MonitorConfig()
     steps: list[MonitorStep] = []
+    folder = tempfile.mkdtemp(prefix="bench-monitor-")
+    try:
+        store = _logged_store(window, f"sqlite:///{folder}/predictions.db")
+        began = time.perf_counter()
+        read = monitor.load_window(store)
+        steps.append(
+            MonitorStep(
+                "load_window (from a SQLite prediction store)",
+                time.perf_counter() - began,
+                rows,
+                f"{len(read):,} rows read back" + ("" if len(read) == rows else ": NOT all"),
+            )
+        )
+        say(f"  {steps[-1].what}: {steps[-1].seconds:.1f} s; {steps[-1].note}")
+        store.dispose()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
     def step(what: str, run: Callable[[], Any], size: int, note: Callable[[Any], str] = lambda _: "", **kw: Any) -> Any:
         began = time.perf_counter()
@@ -116,6 +137,24 @@ def measure_monitoring(rows: int, say: Callable[[str], None], month_rows: int = 
         lambda scores: f"{_say(scores)} (the whole window: {full['share']:.2f})",
     )
     return MonitorRun(rows, len(reference), steps)
+
+
+def _logged_store(window: pd.DataFrame, url: str) -> Any:
+    """A prediction store holding ``window`` as the service logs it (one packed row per request)."""
+    from level4.prediction_log import LoggedRequest, PredictionStore
+
+    store = PredictionStore(url)
+    trips = window.rename(columns={"pickup_datetime": "lpep_pickup_datetime"})
+    trips["lpep_pickup_datetime"] = trips["lpep_pickup_datetime"].dt.to_pydatetime()
+    trips["passenger_count"] = trips["passenger_count"].astype(object).where(trips["passenger_count"].notna(), None)
+    requests = [
+        LoggedRequest(str(request_id), 0.0, "1", "champion", list(group.itertuples(index=False)),
+                      group["prediction"].to_numpy())
+        for request_id, group in trips.groupby("request_id", sort=False)
+    ]  # fmt: skip
+    for start in range(0, len(requests), 100):
+        store.insert_requests(requests[start : start + 100])
+    return store
 
 
 def _drift(

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from level4.prediction_log import FEEDBACK, PREDICTIONS, REQUEST_ID_LENGTH, PredictionStore
+from level4.prediction_log import FEEDBACK, REQUEST_ID_LENGTH, PredictionStore, logged_pickups
 from taxi.trip import JsonInteger, NewYorkTime
 
 MAX_MINUTES = 24 * 60.0  # a longer "trip" is a data error, not a duration
@@ -126,12 +126,7 @@ def record_feedback(store: PredictionStore, items: Sequence[Feedback], *, all_or
         pickups: dict[tuple[str, int], datetime] = {}
         recorded: set[tuple[str, int]] = set()
         for chunk in _chunks(keys):
-            rows = connection.execute(
-                select(PREDICTIONS.c.request_id, PREDICTIONS.c.row, PREDICTIONS.c.pickup_datetime).where(
-                    tuple_(PREDICTIONS.c.request_id, PREDICTIONS.c.row).in_(chunk)
-                )
-            )
-            pickups.update({(r.request_id, r.row): r.pickup_datetime for r in rows})
+            pickups.update(logged_pickups(connection, chunk))
             done = connection.execute(
                 select(FEEDBACK.c.request_id, FEEDBACK.c.row).where(
                     tuple_(FEEDBACK.c.request_id, FEEDBACK.c.row).in_(chunk)

@@ -29,12 +29,11 @@ from mlflow import MlflowClient
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from level4.alerts import Alert, Notifier
 from level4.monitor import MonitorConfig, MonitoringResult, load_window, monitor_window, save_reports
 from level4.policy import Action, Decision, DecisionLog, decide, load_policy
-from level4.prediction_log import PREDICTIONS, PredictionStore
+from level4.prediction_log import PredictionStore, recent_pickups
 from level4.reference import champion_reference
 from level4.release import certified_rmse, project_settings
 from level4.release import retrain as run_retraining
@@ -86,9 +85,8 @@ def latest_month(store: PredictionStore, recent: int = 500) -> str:
     """The pickup month most of the latest ``recent`` logged predictions fall in (a few trips of any month carry
     pickups of the month before or after, as real files do: the newest pickup alone would pick a stray one)."""
     store.ensure_schema()
-    query = select(PREDICTIONS.c.pickup_datetime).order_by(PREDICTIONS.c.id.desc()).limit(recent)
     with store.engine.connect() as connection:
-        pickups = pd.to_datetime(pd.Series(connection.execute(query).scalars().all(), dtype="object"))
+        pickups = recent_pickups(connection, recent)
     if pickups.empty:
         raise MonitoringError(f"the prediction store {store.describe()} holds no predictions yet")
     return str(pickups.dt.to_period("M").mode().iloc[0])

@@ -45,9 +45,8 @@ from evidently.tests import gte, lte
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from level4.prediction_log import FEEDBACK, PREDICTIONS, PredictionStore
+from level4.prediction_log import FEEDBACK, REQUESTS, PredictionStore, read_predictions, requests_in
 from taxi.model import MAX_MINUTES, MIN_MINUTES
-from taxi.trip import NEW_YORK
 from taxi.zones import borough_of
 
 NUMERICAL = ["trip_distance", "pickup_hour", "passenger_count", "distance_vs_usual"]
@@ -130,28 +129,20 @@ class MonitoringResult(BaseModel):
 
 
 def load_window(store: PredictionStore, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
-    """Logged predictions whose pickup is in [start, end), with ``actual_duration_min`` where feedback came."""
+    """Logged predictions whose pickup is in [start, end), one row per trip (``level4.prediction_log``), with
+    ``actual_duration_min`` where feedback came (NaN elsewhere)."""
     store.ensure_schema()
-    p, f = PREDICTIONS, FEEDBACK
-    query = select(
-        p.c.request_id, p.c.row, p.c.logged_at, p.c.model_version, p.c.variant, p.c.PULocationID, p.c.DOLocationID,
-        p.c.trip_distance, p.c.pickup_datetime, p.c.passenger_count, p.c.prediction, f.c.actual_duration_min,
-    ).outerjoin(f, (f.c.request_id == p.c.request_id) & (f.c.row == p.c.row))  # fmt: skip
-    if start is not None:
-        query = query.where(p.c.pickup_datetime >= _new_york_local(start))
-    if end is not None:
-        query = query.where(p.c.pickup_datetime < _new_york_local(end))
-    query = query.order_by(p.c.id)  # as logged (PostgreSQL's join returns rows in no particular order)
+    f, r = FEEDBACK, REQUESTS
+    feedback = (
+        select(f.c.request_id, f.c.row, f.c.actual_duration_min)
+        .where(f.c.request_id.in_(select(r.c.request_id).where(requests_in(start, end))))
+    )  # fmt: skip
     with store.engine.connect() as connection:
-        frame = pd.read_sql(query, connection)
-    frame["pickup_datetime"] = pd.to_datetime(frame["pickup_datetime"])
+        frame = read_predictions(connection, start, end)
+        truth = pd.DataFrame(connection.execute(feedback).all(), columns=["request_id", "row", "actual_duration_min"])
+    truth = truth.astype({"request_id": object, "row": "int64", "actual_duration_min": "float64"})
+    frame = frame.merge(truth, on=["request_id", "row"], how="left", validate="many_to_one")
     return frame.astype({"passenger_count": "float64", "actual_duration_min": "float64"})
-
-
-def _new_york_local(bound: datetime) -> datetime:
-    """Pickups are kept as naive New York local times (``taxi.trip``): an aware bound is converted to that (left
-    as it is, PostgreSQL would compare it in the server's time zone and SQLite would drop its offset)."""
-    return bound.astimezone(NEW_YORK).replace(tzinfo=None) if bound.tzinfo else bound
 
 
 def usual_distances(reference: pd.DataFrame) -> pd.Series:

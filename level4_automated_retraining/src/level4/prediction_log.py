@@ -3,14 +3,27 @@
     store = PredictionStore("sqlite:///data/predictions.db")      # or postgresql+psycopg://...
     log = PredictionLog(store, max_queue_rows=100_000)
     app = taxi.serving.create_app(holder, on_predictions=log.record, workers=[log])
+    frame = read_predictions(store, start, end)                    # one row per predicted trip
 
-**The store** (``PredictionStore``): two SQLAlchemy tables, ``predictions`` (one row per predicted trip: the
-request id and the trip's position in the request, the time it was answered, the model version and variant,
-the trip's inputs, the prediction) and ``feedback`` (the true duration of a trip, joined later by request id
-and position: ``level4.feedback``). SQLite in WAL mode by default, with ``synchronous=FULL``: a committed
-batch is on disk before it counts as written. A PostgreSQL URL (``postgresql+psycopg://user:password@host/db``,
-the level's extra ``postgres``) works the same (``tests/test_postgres_store.py`` runs the tests on a real
-server): the tables are plain types (``TIMESTAMP WITHOUT TIME ZONE`` holding naive times: pickups in New York
+**The store** (``PredictionStore``): two SQLAlchemy tables. ``prediction_requests`` has one row per answered
+request: its request id, the time it was answered, the model version and variant, how many trips it held, the
+first and last pickup among them, and the trips' inputs and predictions as **packed columns** (``PACKED``: one
+little-endian array per column, ``numpy.frombuffer`` reads it back), the way a columnar file keeps a row group.
+``read_predictions`` unpacks a window of them into one row per predicted trip (request id, position in the
+request, time, version, variant, inputs, prediction): what monitoring and feedback work on. ``feedback`` holds
+the true duration of a trip, joined later by request id and position (``level4.feedback``).
+
+Why packed: a row per trip cost the service half its throughput on batches (SQLite's per-row inserts and index
+updates took ~15 ms of processor time per 1,000 trips, beside ~9 ms to answer them); a packed request costs well
+under a millisecond, whatever its size (``make bench`` measures logging on vs off). The columns are the ones the
+compiled model read the batch from (``taxi.trip_columns.TripColumns``, which ``taxi.serving`` hands to the hook),
+so logging converts nothing again; a single trip's are made by the writer. In SQL, a request's row still says who
+asked what when and which version answered; the trips' values are read with ``read_predictions`` (or numpy).
+
+SQLite in WAL mode by default, with ``synchronous=FULL``: a committed batch is on disk before it counts as
+written. A PostgreSQL URL (``postgresql+psycopg://user:password@host/db``, the level's extra ``postgres``) works
+the same (``tests/test_postgres_store.py`` runs the tests on a real server): the tables are plain types
+(``BYTEA`` for the packed columns, ``TIMESTAMP WITHOUT TIME ZONE`` holding naive times: pickups in New York
 local time, ``logged_at`` / ``received_at`` in UTC); several services or jobs may create them at once (an
 advisory lock takes them in turn); a connection is tested before use (``pool_pre_ping``), so a server that
 restarts is used again without restarting the service; connecting gives up after ``CONNECT_TIMEOUT_SECONDS``
@@ -19,8 +32,10 @@ it (PostgreSQL would refuse the whole batch, where SQLite keeps any length).
 
 **The writer** (``PredictionLog``): ``record`` is what the request path calls. It only appends the request's
 trips and predictions to an in-memory queue (microseconds; no conversion, no I/O) and returns. A writer thread
-takes what is queued in batches of up to ``batch_rows`` predictions and inserts each batch in one transaction.
-``written`` counts the predictions whose transaction committed: those survive a ``kill -9`` of the service.
+wakes when the queue gets its first request, lets requests gather for up to ``linger`` seconds (or until
+``batch_rows`` predictions wait, or someone calls ``flush``), packs them and inserts them in one transaction:
+a few commits a second under load instead of one a request. ``written`` counts the predictions whose transaction
+committed: those survive a ``kill -9`` of the service.
 
 **When the store fails** (unreachable, full, locked too long): the batch is tried once more after a pause, then
 dropped and counted (``dropped["store_error"]``), and the log says so (one line when the error starts or
@@ -37,62 +52,71 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from itertools import repeat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     create_engine,
     event,
-    insert,
+    select,
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from taxi.hotswap import LoadedModel
-from taxi.trip import Trip
+from taxi.trip import NEW_YORK
+from taxi.trip_columns import TripColumns
 
 log = logging.getLogger("level4.prediction_log")
 
 REQUEST_ID_LENGTH = 200  # a request id (a client may send its own X-Request-ID) is kept up to this length
 CONNECT_TIMEOUT_SECONDS = 5  # PostgreSQL: an unreachable server is an error after this, not a hang
 SCHEMA_LOCK = 0x6C34_7072  # PostgreSQL advisory lock key: one schema creation at a time
+PACKED: dict[str, str] = {  # a request's trips: column -> the numpy dtype of its packed array (little-endian)
+    "PULocationID": "<i2",
+    "DOLocationID": "<i2",
+    "trip_distance": "<f8",
+    "pickup_datetime": "<i8",  # microseconds since 1970-01-01 00:00 of the pickup's New York local time
+    "passenger_count": "<f8",  # NaN where the client gave none
+    "prediction": "<f8",  # minutes
+}
+TRIP_COLUMNS = [c for c in PACKED if c != "prediction"]
 METADATA = MetaData()
-PREDICTIONS = Table(
-    "predictions",
+REQUESTS = Table(
+    "prediction_requests",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("request_id", String(REQUEST_ID_LENGTH), nullable=False),
-    Column("row", Integer, nullable=False),  # the trip's position in the request (0 for a single trip)
     Column("logged_at", DateTime, nullable=False),  # when the service answered (UTC)
     Column("model_version", String(64), nullable=False),
     Column("variant", String(32), nullable=False),
-    Column("PULocationID", Integer, nullable=False),
-    Column("DOLocationID", Integer, nullable=False),
-    Column("trip_distance", Float, nullable=False),
-    Column("pickup_datetime", DateTime, nullable=False),  # as the client gave it: New York local time
-    Column("passenger_count", Integer, nullable=True),
-    Column("prediction", Float, nullable=False),  # minutes
-    Index("ix_predictions_request", "request_id", "row"),
-    Index("ix_predictions_pickup", "pickup_datetime"),
+    Column("trips", Integer, nullable=False),  # how many trips the request held: each packed column has as many
+    Column("first_pickup", DateTime, nullable=False),  # the earliest and latest pickup among them (New York time):
+    Column("last_pickup", DateTime, nullable=False),  # a window is read without unpacking requests outside it
+    *(Column(name, LargeBinary, nullable=False) for name in PACKED),
+    Index("ix_prediction_requests_request", "request_id"),
+    Index("ix_prediction_requests_pickup", "first_pickup", "last_pickup"),
 )
-LOGGED_COLUMNS = [c.name for c in PREDICTIONS.columns if c.name != "id"]  # what the writer inserts, in order
+LOGGED_COLUMNS = [c.name for c in REQUESTS.columns if c.name != "id"]  # what the writer inserts, in order
 FEEDBACK = Table(
     "feedback",
     METADATA,
@@ -102,6 +126,8 @@ FEEDBACK = Table(
     Column("received_at", DateTime, nullable=False),
 )
 ERROR_REPEAT_SECONDS = 30.0  # while the store keeps failing, a line this often with the count dropped
+EPOCH, MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
+PREDICTION_FRAME_COLUMNS = ["request_id", "row", "logged_at", "model_version", "variant", *PACKED]
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -112,8 +138,21 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One answered request as the log keeps it: its trips as columns, their predictions; ``logged_at`` is a Unix
+    time."""
+
+    request_id: str
+    logged_at: float
+    version: str
+    variant: str
+    columns: TripColumns
+    predictions: np.ndarray
+
+
 class PredictionStore:
-    """The prediction and feedback tables behind one SQLAlchemy engine (see module doc)."""
+    """The request and feedback tables behind one SQLAlchemy engine (see module doc)."""
 
     def __init__(self, url: str):
         self.url = url
@@ -142,31 +181,51 @@ class PredictionStore:
                 METADATA.create_all(connection)
             self._schema_ready = True
 
-    def insert_predictions(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert rows of ``predictions`` in one transaction, committed (on disk) when this returns."""
+    def insert_requests(self, requests: Sequence[LoggedRequest]) -> None:
+        """Pack ``requests`` and insert them in one transaction, committed (on disk) when this returns: one
+        driver-level executemany (SQLAlchemy's per-parameter processing would cost more than the packing)."""
         self.ensure_schema()
-        with self.engine.begin() as connection:
-            connection.execute(insert(PREDICTIONS), list(rows))
-
-    @property
-    def stores_time_as_text(self) -> bool:
-        """SQLite keeps a DateTime as text (SQLAlchemy's format); a server database takes datetime objects."""
-        return self.engine.dialect.name == "sqlite"
-
-    def insert_tuples(self, rows: list[tuple[Any, ...]]) -> None:
-        """The writer's fast path: rows as tuples in ``LOGGED_COLUMNS`` order (times already in the store's
-        format, see ``stores_time_as_text``), one driver-level executemany in one transaction: the driver does the
-        per-row work in C, with the interpreter lock released while SQLite writes, so the request handler is not
-        starved (SQLAlchemy's per-row parameter processing cost ~40 ms of interpreter time per 1,000 rows)."""
-        self.ensure_schema()
+        rows = [_packed_row(request, text_time=self._stores_time_as_text) for request in requests]
         with self.engine.begin() as connection:
             connection.exec_driver_sql(self._insert_sql(connection.dialect), rows)
+
+    def insert_predictions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert predictions given a trip at a time (dicts with ``PREDICTION_FRAME_COLUMNS``; ``logged_at`` a
+        naive UTC datetime): consecutive rows of one request id, numbered 0, 1, ..., make one logged request.
+        For tools and tests that write a log without a service."""
+        requests: list[LoggedRequest] = []
+        group: list[Mapping[str, Any]] = []
+        for row in [*rows, None]:
+            if group and (row is None or row["request_id"] != group[0]["request_id"] or row["row"] == 0):
+                if [r["row"] for r in group] != list(range(len(group))):
+                    raise ValueError(f"request {group[0]['request_id']!r}: rows must be numbered 0, 1, ... in order")
+                first = group[0]
+                requests.append(
+                    LoggedRequest(
+                        first["request_id"],
+                        first["logged_at"].replace(tzinfo=UTC).timestamp(),
+                        first["model_version"],
+                        first["variant"],
+                        TripColumns.of([_as_trip(r) for r in group]),
+                        np.array([r["prediction"] for r in group], dtype=np.float64),
+                    )
+                )
+                group = []
+            if row is not None:
+                group.append(row)
+        if requests:
+            self.insert_requests(requests)
+
+    @property
+    def _stores_time_as_text(self) -> bool:
+        """SQLite keeps a DateTime as text (SQLAlchemy's format); a server database takes datetime objects."""
+        return self.engine.dialect.name == "sqlite"
 
     def _insert_sql(self, dialect: Any) -> str:
         quote = dialect.identifier_preparer.quote
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
         columns = ", ".join(quote(c) for c in LOGGED_COLUMNS)
-        return f"INSERT INTO {quote(PREDICTIONS.name)} ({columns}) VALUES ({', '.join([marker] * len(LOGGED_COLUMNS))})"
+        return f"INSERT INTO {quote(REQUESTS.name)} ({columns}) VALUES ({', '.join([marker] * len(LOGGED_COLUMNS))})"
 
     def describe(self) -> str:
         """The URL without its password, for logs and messages."""
@@ -184,17 +243,135 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# ---- packing a request's trips, and reading them back ----
+
+
+def _as_trip(row: Mapping[str, Any]) -> SimpleNamespace:
+    """A logged row's inputs with ``Trip``'s attribute names (the frame calls the pickup ``pickup_datetime``)."""
+    names = {c: "lpep_pickup_datetime" if c == "pickup_datetime" else c for c in TRIP_COLUMNS}
+    return SimpleNamespace(**{name: row[column] for column, name in names.items()})
+
+
+def _packed_row(request: LoggedRequest, text_time: bool) -> tuple[Any, ...]:
+    """A request as a row of ``prediction_requests`` (``LOGGED_COLUMNS`` order); with ``text_time``, times as
+    SQLAlchemy keeps them in SQLite (``2024-07-25 08:15:00.000000``)."""
+    trips = request.columns
+    pickups = trips.pickup.view(np.int64)
+    columns = (
+        trips.PULocationID, trips.DOLocationID, trips.trip_distance, pickups, trips.passenger_count,
+        request.predictions,
+    )  # fmt: skip
+    times = [
+        datetime.fromtimestamp(request.logged_at, UTC).replace(tzinfo=None),
+        EPOCH + int(pickups.min()) * MICROSECOND,
+        EPOCH + int(pickups.max()) * MICROSECOND,
+    ]
+    if text_time:
+        times = [t.isoformat(" ", "microseconds") for t in times]
+    packed = [c.astype(dtype, copy=False).tobytes() for c, dtype in zip(columns, PACKED.values(), strict=True)]
+    head = (request.request_id[:REQUEST_ID_LENGTH], times[0], request.version, request.variant, len(trips), *times[1:])
+    return (*head, *packed)
+
+
+def _bound(moment: datetime) -> datetime:
+    """Pickups are kept as naive New York local times (``taxi.trip``): an aware bound is converted to that (left
+    as it is, PostgreSQL would compare it in the server's time zone and SQLite would drop its offset)."""
+    return moment.astimezone(NEW_YORK).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def requests_in(start: datetime | None, end: datetime | None) -> Any:
+    """A WHERE clause: the logged requests holding a pickup in [start, end) (and maybe others beside)."""
+    clause = REQUESTS.c.id.isnot(None)
+    if start is not None:
+        clause = clause & (REQUESTS.c.last_pickup >= _bound(start))
+    if end is not None:
+        clause = clause & (REQUESTS.c.first_pickup < _bound(end))
+    return clause
+
+
+def unpack(requests: Sequence[Any]) -> pd.DataFrame:
+    """Rows of ``prediction_requests`` (all its columns) -> one row per trip, ``PREDICTION_FRAME_COLUMNS``."""
+    counts = np.array([r.trips for r in requests], dtype=np.int64)
+    total = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    columns: dict[str, Any] = {
+        "request_id": np.repeat(np.array([r.request_id for r in requests], dtype=object), counts),
+        "row": np.arange(total, dtype=np.int64) - starts,
+        "logged_at": np.repeat(pd.to_datetime([r.logged_at for r in requests]).to_numpy("datetime64[ns]"), counts),
+        "model_version": np.repeat(np.array([r.model_version for r in requests], dtype=object), counts),
+        "variant": np.repeat(np.array([r.variant for r in requests], dtype=object), counts),
+    }
+    for name, dtype in PACKED.items():
+        values = np.frombuffer(b"".join(bytes(getattr(r, name)) for r in requests), dtype=dtype)
+        if len(values) != total:
+            raise ValueError(f"prediction_requests.{name}: {len(values)} values for {total} trips (a damaged row)")
+        columns[name] = values.astype(dtype.replace("<", "="), copy=False)
+    frame = pd.DataFrame(columns)
+    frame["PULocationID"] = frame["PULocationID"].astype(np.int64)
+    frame["DOLocationID"] = frame["DOLocationID"].astype(np.int64)
+    frame["pickup_datetime"] = frame["pickup_datetime"].to_numpy().astype("datetime64[us]").astype("datetime64[ns]")
+    return frame
+
+
+def read_predictions(
+    connection: Connection, start: datetime | None = None, end: datetime | None = None
+) -> pd.DataFrame:
+    """Every logged trip whose pickup is in [start, end), one row each (``PREDICTION_FRAME_COLUMNS``), as logged."""
+    requests = connection.execute(select(REQUESTS).where(requests_in(start, end)).order_by(REQUESTS.c.id)).all()
+    frame = unpack(requests)
+    keep = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        keep &= (frame["pickup_datetime"] >= pd.Timestamp(_bound(start))).to_numpy()
+    if end is not None:
+        keep &= (frame["pickup_datetime"] < pd.Timestamp(_bound(end))).to_numpy()
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
+def logged_pickups(connection: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], datetime]:
+    """The pickup time of each (request id, position) that was logged (a request id logged twice: the later)."""
+    wanted: dict[str, list[int]] = {}
+    for request_id, row in keys:
+        wanted.setdefault(request_id, []).append(row)
+    found: dict[tuple[str, int], datetime] = {}
+    query = select(REQUESTS.c.request_id, REQUESTS.c.trips, REQUESTS.c.pickup_datetime)
+    rows = connection.execute(query.where(REQUESTS.c.request_id.in_(list(wanted))).order_by(REQUESTS.c.id))
+    for request in rows:
+        pickups = np.frombuffer(bytes(request.pickup_datetime), dtype=PACKED["pickup_datetime"])
+        for row in wanted[request.request_id]:
+            if 0 <= row < request.trips:
+                found[(request.request_id, row)] = EPOCH + int(pickups[row]) * MICROSECOND
+    return found
+
+
+def recent_pickups(connection: Connection, trips: int) -> pd.Series:
+    """The pickup times of the last ``trips`` logged trips (fewer if fewer were logged)."""
+    query = select(REQUESTS.c.trips, REQUESTS.c.pickup_datetime).order_by(REQUESTS.c.id.desc())
+    chunks, seen = [], 0
+    for request in connection.execute(query.limit(trips)):
+        chunks.append(np.frombuffer(bytes(request.pickup_datetime), dtype=PACKED["pickup_datetime"]))
+        seen += request.trips
+        if seen >= trips:
+            break
+    values = np.concatenate(chunks[::-1])[-trips:] if chunks else np.array([], dtype=np.int64)
+    return pd.Series(values.astype("datetime64[us]").astype("datetime64[ns]"))
+
+
 @dataclass
 class _Pending:
-    """One answered request, as the request path left it: converted to rows by the writer thread."""
+    """One answered request, as the request path left it: packed by the writer thread."""
 
     seq: int
     request_id: str
     logged_at: float
     version: str
     variant: str
-    trips: Sequence[Trip]
+    trips: Sequence[Any]
+    columns: TripColumns | None
     predictions: np.ndarray
+
+    def logged(self) -> LoggedRequest:
+        columns = self.columns if self.columns is not None else TripColumns.of(self.trips)
+        return LoggedRequest(self.request_id, self.logged_at, self.version, self.variant, columns, self.predictions)
 
 
 @dataclass(frozen=True)
@@ -216,6 +393,7 @@ class PredictionLog:
     store: PredictionStore
     max_queue_rows: int = 100_000
     batch_rows: int = 5_000
+    linger: float = 0.05  # seconds the writer lets requests gather before a write (a few commits a second)
     retry_pause: float = 0.5
     _queue: deque[_Pending] = field(default_factory=deque, init=False)
     _queued_rows: int = field(default=0, init=False)
@@ -228,13 +406,23 @@ class PredictionLog:
     _last_error_logged: float = field(default=0.0, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _stopping: bool = field(default=False, init=False)
+    _flushing: int = field(default=0, init=False)  # callers waiting in flush(): the writer does not linger
     _thread: threading.Thread | None = field(default=None, init=False)
 
     # ---- the request path ----
 
-    def record(self, request_id: str, served: LoadedModel, trips: Sequence[Trip], predictions: np.ndarray) -> None:
-        """Queue one answered request (``taxi.serving`` calls it after each prediction). Never blocks, never raises
-        for a full queue: what does not fit is counted as dropped."""
+    def record(
+        self,
+        request_id: str,
+        served: LoadedModel,
+        trips: Sequence[Any],
+        predictions: np.ndarray,
+        columns: TripColumns | None = None,
+    ) -> None:
+        """Queue one answered request (``taxi.serving`` calls it after each prediction: ``trips`` are ``Trip`` or
+        ``TripRow`` objects, ``columns`` the same trips as the compiled model read them, or None: the writer makes
+        them). Never blocks, never raises for a full queue: what does not fit is counted as dropped.
+        The writer is woken only by the first request queued and when a batch is full, not by every one."""
         n = len(trips)
         with self._cond:
             self._seq += 1
@@ -242,10 +430,13 @@ class PredictionLog:
                 self._dropped["queue_full"] += n
                 self._warn_dropped("queue_full", f"the writer is behind: {self._queued_rows} predictions queued")
                 return
-            item = _Pending(self._seq, request_id, time.time(), served.version, served.variant, trips, predictions)
+            item = _Pending(
+                self._seq, request_id, time.time(), served.version, served.variant, trips, columns, predictions
+            )
             self._queue.append(item)
             self._queued_rows += n
-            self._cond.notify()
+            if len(self._queue) == 1 or self._queued_rows >= self.batch_rows:
+                self._cond.notify()
 
     # ---- the writer thread ----
 
@@ -270,11 +461,16 @@ class PredictionLog:
         deadline = time.monotonic() + timeout
         with self._cond:
             target = self._seq
-            while (oldest := self._oldest_pending()) is not None and oldest <= target:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._thread is None or not self._thread.is_alive():
-                    return False
-                self._cond.wait(min(remaining, 0.1))
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while (oldest := self._oldest_pending()) is not None and oldest <= target:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._thread is None or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(min(remaining, 0.1))
+            finally:
+                self._flushing -= 1
         return True
 
     def _oldest_pending(self) -> int | None:
@@ -303,6 +499,11 @@ class PredictionLog:
                     self._cond.wait()
                 if not self._queue:  # stopping, and everything is written
                     return
+                gather_until = time.monotonic() + self.linger
+                while self._queued_rows < self.batch_rows and not (self._stopping or self._flushing):
+                    if (remaining := gather_until - time.monotonic()) <= 0:
+                        break
+                    self._cond.wait(remaining)
                 batch = self._take_batch()
                 self._in_flight = batch[0]
             self._write(batch)
@@ -317,27 +518,27 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: list[_Pending]) -> None:
-        rows = _tuples(batch, text_time=self.store.stores_time_as_text)
-        error: SQLAlchemyError | None = None
+        rows = sum(len(item.trips) for item in batch)
+        error: Exception | None = None
         for attempt in range(2):
             try:
-                self.store.insert_tuples(rows)
+                self.store.insert_requests([item.logged() for item in batch])
                 error = None
                 break
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # the store's errors, or a value it cannot take: the writer never dies of it
                 error = exc
                 if attempt == 0:
                     time.sleep(self.retry_pause)
         with self._cond:
-            self._queued_rows -= len(rows)
+            self._queued_rows -= rows
             self._in_flight = None
             if error is None:
-                self._written += len(rows)
+                self._written += rows
                 if self._last_write_ok is False:
                     log.warning("prediction store %s reachable again: logging predictions", self.store.describe())
                 self._last_write_ok = True
             else:
-                self._dropped["store_error"] += len(rows)
+                self._dropped["store_error"] += rows
                 self._last_write_ok = False
                 message = _one_line(error)
                 changed = message != self._last_error
@@ -358,30 +559,6 @@ class PredictionLog:
                 sum(self._dropped.values()),
                 ", ".join(f"{k} {v}" for k, v in self._dropped.items()),
             )
-
-
-def _tuples(batch: list[_Pending], text_time: bool) -> list[tuple[Any, ...]]:
-    """The batch's rows in ``LOGGED_COLUMNS`` order, built a column at a time (little interpreter work per row);
-    with ``text_time``, times as SQLAlchemy stores them in SQLite (``2024-07-25 08:15:00.000000``)."""
-    rows: list[tuple[Any, ...]] = []
-    for item in batch:
-        n = len(item.trips)
-        logged_at = datetime.fromtimestamp(item.logged_at, UTC).replace(tzinfo=None)
-        pickups = [trip.lpep_pickup_datetime for trip in item.trips]
-        if text_time:
-            logged_at = logged_at.isoformat(" ", "microseconds")
-            pickups = [pickup.isoformat(" ", "microseconds") for pickup in pickups]
-        rows.extend(
-            zip(
-                repeat(item.request_id[:REQUEST_ID_LENGTH], n), range(n), repeat(logged_at, n),
-                repeat(item.version, n), repeat(item.variant, n),
-                [trip.PULocationID for trip in item.trips], [trip.DOLocationID for trip in item.trips],
-                [trip.trip_distance for trip in item.trips], pickups,
-                [trip.passenger_count for trip in item.trips], item.predictions.tolist(),
-                strict=True,
-            )
-        )  # fmt: skip
-    return rows
 
 
 def _one_line(error: Exception) -> str:

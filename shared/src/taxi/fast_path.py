@@ -36,9 +36,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property, lru_cache
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -49,6 +47,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder, TargetEncoder
 
 from taxi.model import _NUMERIC_FEATURES, _ZONE_FEATURES, INPUT_COLUMNS, build_features
+from taxi.trip_columns import TripColumns
 from taxi.zones import BOROUGHS, N_ZONES, borough_of
 
 log = logging.getLogger("taxi.fast_path")
@@ -410,24 +409,6 @@ def _zone_ids(ids: Any) -> np.ndarray:
     return ids
 
 
-_PICKUP, _HOUR = attrgetter("lpep_pickup_datetime"), attrgetter("hour")
-_PU, _DO, _DISTANCE = attrgetter("PULocationID"), attrgetter("DOLocationID"), attrgetter("trip_distance")
-_PASSENGERS = attrgetter("passenger_count")
-
-
-def trip_columns(trips: Sequence[Any]) -> tuple[np.ndarray, ...]:
-    """Trip objects -> the columns ``Features.matrix`` takes: (pickup zone, dropoff zone, distance, hour, weekday,
-    passengers; NaN where None). One C-level pass per attribute (``attrgetter`` over ``map``), no per-row Python."""
-    n = len(trips)
-    pu, do = np.fromiter(map(_PU, trips), np.int64, n), np.fromiter(map(_DO, trips), np.int64, n)
-    distance = np.fromiter(map(_DISTANCE, trips), np.float64, n)
-    pickups = list(map(_PICKUP, trips))
-    hour = np.fromiter(map(_HOUR, pickups), np.float64, n)
-    weekday = np.fromiter(map(datetime.weekday, pickups), np.float64, n)
-    passengers = np.array(list(map(_PASSENGERS, trips)), dtype=np.float64)  # None -> NaN
-    return pu, do, distance, hour, weekday, passengers
-
-
 class FastTripModel:
     """A compiled trip pipeline: ``predict_trips`` (Trip objects) and ``predict`` (an INPUT_COLUMNS frame)."""
 
@@ -442,7 +423,15 @@ class FastTripModel:
         anything with their attributes (``taxi.serving.TripRow``)."""
         if len(trips) == 1:  # one trip: a row of Python floats, no per-column arrays
             return np.array([self.trees.predict_one(self._row(trips[0]))])
-        return self.trees.predict(self.features.matrix(*trip_columns(trips)))
+        return self.predict_columns(TripColumns.of(trips))
+
+    def predict_columns(self, columns: TripColumns) -> np.ndarray:
+        """The same trips as columns (``taxi.trip_columns``) -> minutes."""
+        X = self.features.matrix(
+            columns.PULocationID, columns.DOLocationID, columns.trip_distance, columns.hour, columns.weekday,
+            columns.passenger_count,
+        )  # fmt: skip
+        return self.trees.predict(X)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """A frame with ``taxi.model.INPUT_COLUMNS`` (as the pipeline takes) -> minutes."""

@@ -19,9 +19,9 @@ when ``Content-Length`` says so, else as soon as the chunks received pass it; a 
 logged as one JSON line on the ``taxi.serving`` logger.
 
 A batch costs what its trips cost, not the framework's overhead: the body is validated straight from its bytes,
-as ``TripRow`` objects (``Trip``'s rules in pydantic-core alone) when the compiled model answers and no hook
-reads the trips; the compiled model reads them column by column; the answer is serialised by pydantic in Rust.
-A 1000-trip request takes ~5 ms in the process on 2 cores (``make bench`` measures it over HTTP).
+as ``TripRow`` objects (``Trip``'s rules in pydantic-core alone) when the compiled model answers; the compiled
+model reads them column by column; the answer is serialised by pydantic in Rust. A 1000-trip request takes
+~5 ms in the process on 2 cores (``make bench`` measures it over HTTP).
 
 With a ``ModelHolder``, the app also: starts and stops the holder's poller with its lifespan; routes each
 request to the champion or, for a share of routing keys (``X-Routing-Key``, else the request id), the
@@ -29,9 +29,11 @@ challenger, and says which in the response (``variant``); adds the hot-swap stat
 ``POST /admin/reload`` (``taxi.admin``). A request reads ``holder.current`` once and uses that deployment
 throughout, so a swap never splits a request between two models.
 
-Hooks for what a level adds: ``on_predictions(request_id, served, trips, predictions)`` is called after each
-successful prediction, on the request path (so it must only enqueue: level 4 logs predictions from a queue);
-an exception it raises is logged and the prediction is answered all the same. ``workers`` are started and
+Hooks for what a level adds: ``on_predictions(request_id, served, trips, predictions, columns)`` is called after
+each successful prediction (``trips``: ``Trip`` objects, or ``TripRow`` objects with the same attributes and values
+when the compiled model answered; ``columns``: the batch as ``taxi.trip_columns.TripColumns`` when the compiled
+model read it so, else None), on the request path (so it must only enqueue: level 4 logs predictions from a
+queue); an exception it raises is logged and the prediction is answered all the same. ``workers`` are started and
 stopped with the app (anything with ``start()`` and ``stop()``, e.g. that queue's writer thread). A level adds
 routes to the returned app, and Prometheus collectors with ``app.state.metrics.add_collector``.
 """
@@ -68,6 +70,7 @@ from taxi.inference import fast_path_of, predict_trips
 from taxi.model import build_features
 from taxi.service_metrics import CONTENT_TYPE, ServiceMetrics
 from taxi.trip import DEFAULT_MAX_BATCH, EARLIEST, LATEST, Trip
+from taxi.trip_columns import TripColumns
 
 log = logging.getLogger("taxi.serving")
 ROUTING_HEADER = "X-Routing-Key"
@@ -107,7 +110,7 @@ class PredictResponse(BaseModel):
     )
 
 
-PredictionsHook = Callable[[str, LoadedModel, list[Trip], np.ndarray], None]
+PredictionsHook = Callable[[str, LoadedModel, Sequence[Any], np.ndarray, "TripColumns | None"], None]
 
 
 class Worker(Protocol):
@@ -180,8 +183,8 @@ def _trip_row_class() -> type | None:
     Cheaper than ``Trip`` objects: no ``__dict__`` or fields-set per trip, a third less validation time and less
     work for the garbage collector. Where it would differ, it refuses: a pickup time with a time zone (``Trip``
     converts it to New York time) fails, and the batch is validated again as ``Trip`` objects, so the answer is
-    always ``Trip``'s. Only the compiled model reads rows (``taxi.fast_path``, by attribute); the pipeline and
-    the ``on_predictions`` hook get ``Trip`` objects."""
+    always ``Trip``'s. The compiled model (``taxi.fast_path``) and the ``on_predictions`` hook read rows by
+    attribute, as they would read ``Trip`` objects; the pipeline gets ``Trip`` objects."""
     return pydantic_dataclass(type("TripRow", (), namespace | {"__doc__": doc}), slots=True)
 
 
@@ -351,10 +354,10 @@ def create_app(
         request_id = request.state.request_id
         deployment: Deployment | None = request.app.state.holder.current  # read once: this request's models
         served = deployment.pick(request.headers.get(ROUTING_HEADER) or request_id) if deployment else None
-        fast = served is not None and fast_path_of(served.model) is not None
-        # TripRow objects where only the compiled model reads them; the pipeline and the hook get Trip objects
+        fast = fast_path_of(served.model) if served is not None else None
+        # TripRow objects where the compiled model answers (the hook reads the same attributes); Trip for the pipeline
         trips, status, errors = parse_body(
-            await request.body(), batch, request.app.state.max_batch, rows if fast and on_predictions is None else None
+            await request.body(), batch, request.app.state.max_batch, rows if fast is not None else None
         )
         if trips is None:
             return _problem(status, errors, request_id)
@@ -362,9 +365,13 @@ def create_app(
             return _no_model(request.app.state.holder, request_id)
         metrics: ServiceMetrics | None = request.app.state.metrics
         start = time.perf_counter()
+        columns: TripColumns | None = None  # a batch as the compiled model reads it; the hook gets it too
         try:
-            if fast:  # microseconds a trip: no thread hop
-                predictions = predict_trips(served.model, trips)
+            if fast is not None and len(trips) > 1:  # microseconds a trip: no thread hop
+                columns = TripColumns.of(trips)
+                predictions = fast.predict_columns(columns)
+            elif fast is not None:
+                predictions = fast.predict_trips(trips)
             else:  # the pipeline: milliseconds, off the event loop
                 predictions = await run_in_threadpool(predict_trips, served.model, trips)
         except Exception:  # answered here, not re-raised: uvicorn drops the keep-alive connection on a raised error
@@ -377,7 +384,7 @@ def create_app(
             metrics.observe_predictions(served.variant, served.version, predictions, time.perf_counter() - start)
         if on_predictions is not None:
             try:
-                on_predictions(request_id, served, trips, predictions)
+                on_predictions(request_id, served, trips, predictions, columns)
             except Exception:  # what a level does with a prediction never costs the client its answer
                 log.exception("on_predictions failed for request %s", request_id)
         answer = PredictResponse(
