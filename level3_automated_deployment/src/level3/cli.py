@@ -9,6 +9,7 @@ certification, staging and a canary to the `champion` alias, or rejects it, and 
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -169,6 +170,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default LEVEL3_PORT)")] = None,
 ) -> None:
     """Serve @champion (+ @challenger on a share of traffic), hot-swapping as the aliases move (docs at /docs)."""
+    import taxi.tracking  # noqa: F401  (first: it imports skops before MLflow, seconds faster than after)
     from level3.service import create_app
     from taxi.deployment.serve import serve_command
 
@@ -202,12 +204,24 @@ def demo(
     port: Annotated[int, typer.Option(help="the service's port on 127.0.0.1")] = 8003,
 ) -> None:
     """`make run`'s story: v1 champion, serve it, a better v2 via canary under live load, a bad candidate rejected."""
-    from level3.demo import DemoError, run_demo
+    import os
 
+    from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server
+
+    settings = settings_or_fail(load_settings)
+    # Prefect's server first, in the background: its start-up overlaps the imports below and the story's set-up
     try:
-        run_demo(Path.cwd(), settings_or_fail(load_settings), port, echo=typer.echo)
-    except DemoError as exc:
+        with background_prefect_server(Path(os.environ.get("PREFECT_HOME") or ".prefect")) as prefect:
+            import taxi.tracking  # noqa: F401  (first: it imports skops before MLflow, seconds faster than after)
+            from level3.demo import DemoError, run_demo
+
+            try:
+                run_demo(Path.cwd(), settings, port, echo=typer.echo, prefect=prefect)
+            except DemoError as exc:
+                fail(f"demo: {exc}")
+    except PrefectServerError as exc:
         fail(f"demo: {exc}")
+    gc.freeze()  # the process ends now: the collector's last pass over its millions of objects took seconds
 
 
 add_init_git(app)

@@ -2,7 +2,8 @@
 
     1/5 the first candidate: dvc repro (train + register) -> certify -> staging smoke test -> champion
         (no canary: there is no champion to compare it with)
-    2/5 start the service (`level3 serve`: @champion, polling the registry, an admin token for this run)
+    2/5 start the service (`level3 serve`: @champion, polling the registry, an admin token for this run); it
+        starts in the background, while the next candidate trains
     3/5 a better v2 (three training months instead of one) through certify -> staging -> canary -> champion,
         while a load generator sends live traffic: it reports how many requests failed across the swap
     4/5 a bad candidate (trained on months where vendor 2 reports kilometres) is rejected by the gates;
@@ -12,6 +13,10 @@
         printed from this process rather than by a command of its own (seconds of imports saved)
 
 The candidates differ only in the flow's parameters (``cd_pipeline(params={...})``): nobody edits a file.
+
+What waits on nothing runs beside what it does not depend on (2 cores: a minute, not three): Prefect's local server
+starts first thing, in the background (``level3 demo`` starts it, ``taxi.pipeline.prefect_server``), while this
+process imports and writes the frozen holdout; the service starts while v2 trains.
 """
 
 from __future__ import annotations
@@ -22,19 +27,25 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 
 from level3.flows import cd_pipeline, project_settings, train_candidate
 from level3.settings import Settings
 from level3.status import status_lines
+from taxi.deployment.background import in_background
+from taxi.deployment.certify import frozen_holdout
 from taxi.deployment.deployer import DeploymentLog
 from taxi.deployment.load import LoadGenerator
 from taxi.generator import generate_month
 from taxi.pipeline import tools
+from taxi.pipeline.common import load_params
 from taxi.service_process import ServiceStartError, service_process
 from taxi.smoke import call_json
+
+if TYPE_CHECKING:
+    from taxi.pipeline.prefect_server import StartingPrefectServer
 
 BETTER = {"ingest.months": 4}  # train on 2024-01..03 (v1: 2024-01 only), test on 2024-04
 BROKEN_FEED = {"ingest.first_month": "2024-07", "ingest.months": 3, "ingest.scenario": "data_quality"}
@@ -62,6 +73,15 @@ def service(port: int, token: str, log_path: Path) -> Iterator[str]:
         raise DemoError(str(exc)) from None
 
 
+def prefect_ready(prefect: StartingPrefectServer | None) -> str:
+    """Wait for the Prefect server started in the background; what to say about it."""
+    if prefect is None:
+        return f"(Prefect: the server at {os.environ.get('PREFECT_API_URL') or 'PREFECT_API_URL'})"
+    prefect.wait()
+    return (f"(Prefect: a local server for this run, started in the background {prefect.waited:.0f} s ago, answers "
+            f"on {prefect.ui_url}: its UI shows the flow runs; log: {os.path.relpath(prefect.log_path)})")  # fmt: skip
+
+
 def _champion(url: str) -> str:
     return str(call_json(f"{url}/health")[1].get("model_version"))
 
@@ -81,8 +101,15 @@ def show_status(project: Path, settings: Settings, client: MlflowClient, echo: C
     echo("\n".join(status_lines(client, settings.model_name, log)))
 
 
-def run_demo(project: Path, settings: Settings, port: int, echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Steps 1-5 of `make run` (see module doc); returns the decision records."""
+def run_demo(
+    project: Path,
+    settings: Settings,
+    port: int,
+    echo: Callable[[str], None] = print,
+    prefect: StartingPrefectServer | None = None,
+) -> list[dict[str, Any]]:
+    """Steps 1-5 of `make run` (see module doc); returns the decision records. ``prefect``: the Prefect server
+    started in the background for this run, waited for before the first flow (None: PREFECT_API_URL's)."""
     client = MlflowClient(project_settings(project).tracking_uri)
     registered = client.search_model_versions(f"name = '{settings.model_name}'")
     if registered:
@@ -98,7 +125,10 @@ def run_demo(project: Path, settings: Settings, port: int, echo: Callable[[str],
     records = []
     try:
         step(echo, "1/5 the first candidate: dvc repro (train + register) -> certify -> staging smoke test -> champion")
-        echo("(the first flow run starts Prefect's temporary local server: about 20 s on 2 cores)")
+        # while Prefect's server starts: the frozen holdout every candidate is certified on, and the live traffic
+        frozen_holdout(load_params(params_file)["holdout"], project_settings(project).holdout_dir)
+        trips = generate_month(LIVE_MONTH, rows=3000, seed=11)
+        echo(prefect_ready(prefect))
         candidate = _train(project, {}, echo)
         records.append(cd_pipeline(str(project), version=candidate, via="make run"))
         if records[-1]["champion"] is None:
@@ -106,13 +136,13 @@ def run_demo(project: Path, settings: Settings, port: int, echo: Callable[[str],
         every = f"{settings.poll_interval:g} s"
         step(echo, f"2/5 start the service on 127.0.0.1:{port}: @champion, polling the registry every {every} "
                    "(an admin token for this run enables POST /admin/reload)")  # fmt: skip
-        with service(port, token, project / "build" / "serve.log") as url:
-            echo(f"serving v{_champion(url)} at {url} (log: build/serve.log)")
-            trips = generate_month(LIVE_MONTH, rows=3000, seed=11)
-
+        echo("(it starts in the background, log: build/serve.log; meanwhile the next candidate trains)")
+        with in_background(service(port, token, project / "build" / "serve.log")) as starting:
             step(echo, "3/5 a better candidate (3 training months instead of 1): certify -> staging smoke test -> "
                        "canary -> champion, while live traffic flows")  # fmt: skip
             candidate = _train(project, BETTER, echo)
+            url = starting.result()
+            echo(f"serving v{_champion(url)} at {url} (log: build/serve.log)")
             echo(f"v{candidate} registered; now deploying it while live traffic flows (~{LIVE_RATE:g} requests/s)")
             with LoadGenerator(url, trips, threads=2, rate=LIVE_RATE) as load:
                 records.append(cd_pipeline(str(project), version=candidate, service_url=url, via="make run"))

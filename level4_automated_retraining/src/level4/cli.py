@@ -9,6 +9,7 @@ The stage commands (`level4 stage NAME`, run by dvc.yaml) are the shared ones (`
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,7 @@ def stage_reference(
         )  # fmt: skip
     except (StageError, OSError, KeyError) as exc:
         fail(f"reference: {exc}")
+    gc.freeze()  # the stage's process ends now (see taxi.pipeline.cli: the collector's last pass took seconds)
 
 
 @app.command()
@@ -54,6 +56,7 @@ def serve(
     """Serve @champion (+ @challenger), hot-swapping, logging every prediction; POST /feedback takes the truth."""
     from sqlalchemy.exc import ArgumentError
 
+    import taxi.tracking  # noqa: F401  (first: it imports skops before MLflow, seconds faster than after)
     from level4.service import create_app
     from taxi.deployment.serve import serve_command
 
@@ -151,21 +154,36 @@ def replay(
 ) -> None:
     """The year replay: a certified champion, then month by month traffic, feedback, monitoring, the policy and
     what it triggers; ends with the timeline (table + PNG)."""
-    from level4.flows import MonitoringError
-    from level4.policy import PolicyError
-    from level4.replay import ReplayError, run_replay
-    from level4.timeline import table
-    from taxi.deployment import DeploymentError
-    from taxi.pipeline.tools import ToolError
+    import os
+
+    from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server
 
     settings_or_fail(load_settings)
+    # Prefect's server first, in the background: its start-up overlaps the imports below and the replay's set-up
     try:
-        done = run_replay(Path.cwd(), scenario, port, trips=trips, echo=typer.echo)
-    except (ReplayError, MonitoringError, PolicyError, DeploymentError, ToolError) as exc:
+        with background_prefect_server(Path(os.environ.get("PREFECT_HOME") or ".prefect")) as prefect:
+            import taxi.tracking  # noqa: F401  (first: it imports skops before MLflow, seconds faster than after)
+            from level4.policy import PolicyError
+            from level4.replay import ReplayError, run_replay
+            from taxi.deployment import DeploymentError
+            from taxi.pipeline.tools import ToolError
+
+            try:
+                done = run_replay(Path.cwd(), scenario, port, trips=trips, echo=typer.echo, prefect=prefect)
+            except Exception as exc:
+                from level4.flows import MonitoringError  # not before: Evidently is imported while the service starts
+
+                if isinstance(exc, (ReplayError, MonitoringError, PolicyError, DeploymentError, ToolError)):
+                    fail(f"replay: {exc}")
+                raise
+    except PrefectServerError as exc:
         fail(f"replay: {exc}")
+    from level4.timeline import table
+
     typer.echo("\n" + table(done.months).to_string(index=False))
     typer.echo(f"\n{sum(m.requests for m in done.months)} requests, {done.failed_requests} failed; "
                f"{done.seconds:.0f} s. Timeline: {done.paths['md']}, {done.paths['png']}")  # fmt: skip
+    gc.freeze()  # the process ends now: the collector's last pass over its millions of objects took seconds
 
 
 @app.command()

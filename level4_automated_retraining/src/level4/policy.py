@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from level4.monitor import MonitoringResult
+if TYPE_CHECKING:  # Evidently (seconds to import) is not needed to read a policy or a decision
+    from level4.monitor import MonitoringResult
 
 
 class PolicyError(ValueError):

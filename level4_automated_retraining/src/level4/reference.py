@@ -57,10 +57,22 @@ def champion_reference(client: MlflowClient, name: str, alias: str = "champion")
     return str(version.version), run_reference(client, version.run_id, f"{name} v{version.version}")
 
 
+# The references read in this process, by (tracking URI, run id): a run's logged reference never changes, and the
+# replay monitors a window a month against the same champion's.
+_READ: dict[tuple[str, str], pd.DataFrame] = {}
+
+
 def run_reference(client: MlflowClient, run_id: str | None, label: str) -> pd.DataFrame:
     """The reference logged to a training run."""
     if not run_id:
         raise ReferenceError(f"{label} has no training run, so no monitoring reference")
+    key = (str(client.tracking_uri), run_id)
+    if key not in _READ:
+        _READ[key] = _download_reference(client, run_id, label)
+    return _READ[key].copy()
+
+
+def _download_reference(client: MlflowClient, run_id: str, label: str) -> pd.DataFrame:
     with TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, ARTIFACT, tmp)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from mlflow import MlflowClient
@@ -30,10 +30,16 @@ from mlflow import MlflowClient
 from level4 import timeline
 from level4.release import first_release, project_settings
 from level4.traffic import Traffic, post_feedback, send_month
+from taxi.deployment.background import in_background
+from taxi.deployment.certify import frozen_holdout
 from taxi.deployment.params import apply_params
 from taxi.months import month_range
 from taxi.pipeline import tools
+from taxi.pipeline.common import load_params
 from taxi.service_process import ServiceStartError, service_process
+
+if TYPE_CHECKING:
+    from taxi.pipeline.prefect_server import StartingPrefectServer
 
 SCENARIOS = ("drift", "stationary", "data_quality")
 FIRST_MONTH, TRAINING_MONTHS = "2024-01", 2  # the first champion's feed
@@ -92,10 +98,11 @@ def run_replay(
     months: list[str] | None = None,
     trips: int = 3000,
     echo: Callable[[str], None] = print,
+    prefect: StartingPrefectServer | None = None,
 ) -> Replay:
-    """Steps 1-4 (see module doc) in ``project``, the service on 127.0.0.1:``port``."""
-    from level4.flows import watch
-
+    """Steps 1-4 (see module doc) in ``project``, the service on 127.0.0.1:``port``. ``prefect``: the Prefect
+    server `level4 replay` started in the background, waited for before the first flow (None: PREFECT_API_URL's,
+    or Prefect's own)."""
     if scenario not in SCENARIOS:
         raise ReplayError(f"SCENARIO must be one of {', '.join(SCENARIOS)}; got {scenario!r}")
     months = months or month_range(REPLAY_FROM, REPLAY_MONTHS)
@@ -113,6 +120,11 @@ def run_replay(
         feed = month_range(FIRST_MONTH, TRAINING_MONTHS)
         step(echo, f"1/4 the first champion: dvc repro on {feed[0]}..{feed[-1]} of the feed, certified, "
                    "smoke-tested, promoted")  # fmt: skip
+        frozen_holdout(load_params(settings.params_file)["holdout"], settings.holdout_dir)  # while Prefect starts
+        if prefect is not None:
+            prefect.wait()
+            echo(f"(Prefect: a local server for this run, started in the background {prefect.waited:.0f} s ago, "
+                 f"answers on {prefect.ui_url}: its UI shows the flow runs)")  # fmt: skip
         record = first_release(project)
         if record["decision"] != "promoted":
             raise ReplayError(f"the first model was not released: {record['decision']}: {record['reason']}")
@@ -124,7 +136,10 @@ def run_replay(
         command = [tools.tool("level4"), "serve", "--port", str(port)]
         rows: list[timeline.Month] = []
         log_path = project / "build" / "serve.log"
-        with service_process(command, port, log_path=log_path, env=env, cwd=project) as url:
+        with in_background(service_process(command, port, log_path=log_path, env=env, cwd=project)) as starting:
+            from level4.flows import watch  # Evidently and the monitoring flows: imported while the service starts
+
+            url = starting.result()
             echo(f"serving at {url} (log: build/serve.log); the {scenario} scenario's months follow")
             step(echo, f"3/4 {len(months)} months of live traffic ({trips} trips each), feedback, watch")
             for number, month in enumerate(months):

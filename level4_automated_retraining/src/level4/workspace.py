@@ -71,10 +71,18 @@ def dashboard() -> DashboardModel:
     return DashboardModel(tabs=[tab], panels=panels)
 
 
+# One Workspace object per folder and process (making one takes ~1.5 s: the replay monitors a window a month), and
+# which window each snapshot is of (reading a snapshot back parses all of it: add_window reads each one once).
+_WORKSPACES: dict[Path, Workspace] = {}
+_WINDOW_OF: dict[tuple[Path, str], dict[str, str | None]] = {}
+
+
 def monitoring_project(folder: Path, name: str) -> tuple[Workspace, Project]:
     """The workspace in ``folder`` and its project ``name`` (created, with its dashboard, if missing)."""
     folder.mkdir(parents=True, exist_ok=True)
-    workspace = Workspace.create(str(folder))
+    workspace = _WORKSPACES.get(folder.resolve())
+    if workspace is None:
+        workspace = _WORKSPACES[folder.resolve()] = Workspace.create(str(folder))
     found = workspace.search_project(name)
     project = found[0] if found else workspace.create_project(name, description=DESCRIPTION)
     workspace.save_dashboard(project.id, dashboard())
@@ -93,10 +101,24 @@ def window_runs(workspace: Workspace, project_id: UUID) -> dict[str, list[str]]:
 
 def add_window(workspace: Workspace, project_id: UUID, window: str, snapshots: Mapping[str, Snapshot]) -> int:
     """Add the window's snapshots (replacing any it had); returns how many were added."""
-    for snapshot_id in workspace.list_runs(project_id):
-        run = workspace.get_run(project_id, snapshot_id)
-        if run is not None and run.metadata.get("window") == window:
+    windows = _windows_of_runs(workspace, project_id)
+    for snapshot_id, of in list(windows.items()):
+        if of == window:
             workspace.delete_run(project_id, snapshot_id)
+            del windows[snapshot_id]
     for report, snapshot in snapshots.items():
-        workspace.add_run(project_id, snapshot, name=f"{window} {report}")
+        added = workspace.add_run(project_id, snapshot, name=f"{window} {report}")
+        windows[str(added.id)] = window
     return len(snapshots)
+
+
+def _windows_of_runs(workspace: Workspace, project_id: UUID) -> dict[str, str | None]:
+    """Snapshot id -> its window, for the project's snapshots now (those not seen before in this process are read)."""
+    known = _WINDOW_OF.setdefault((Path(str(workspace.path)).resolve(), str(project_id)), {})
+    ids = {str(i) for i in workspace.list_runs(project_id)}
+    for gone in set(known) - ids:  # deleted by another process
+        del known[gone]
+    for snapshot_id in ids - set(known):
+        run = workspace.get_run(project_id, snapshot_id)
+        known[snapshot_id] = None if run is None else run.metadata.get("window")
+    return known

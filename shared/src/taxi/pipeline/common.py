@@ -54,6 +54,19 @@ def check_tracking(uri: str, setting: str = "the tracking URI") -> None:
 
 
 @contextmanager
+def one_thread() -> Iterator[None]:
+    """Fit and predict on one thread (OpenMP and BLAS) while the block runs. The stages share 2 cores with the
+    service and Prefect's server: HistGradientBoosting's OpenMP threads, which spin while they wait for each
+    other, then fight those processes for a core (a 2-second fit took 40 s on a busy machine), while one thread
+    fits this pipeline as fast and to the same model (identical predictions: checked)."""
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP: threadpoolctl limits the libraries loaded already)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+@contextmanager
 def tracking_errors(uri: str) -> Iterator[None]:
     """Turn a failure talking to the MLflow tracking store at ``uri`` into one StageError line naming it."""
     from mlflow.exceptions import MlflowException

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 
 from taxi.model import evaluate as model_metrics
-from taxi.pipeline.common import check_tracking, read_split, tracking_errors, write_json
+from taxi.pipeline.common import check_tracking, one_thread, read_split, tracking_errors, write_json
 from taxi.tracking import load_pipeline
 
 
@@ -32,15 +31,18 @@ def _plot(sample: pd.DataFrame, rmse: float, path: Path) -> None:
 def evaluate(model: Path, run: Path, data: Path, reports: Path, *, tracking_uri: str) -> dict[str, Any]:
     """Score ``model`` on ``data``; write metrics.json, slices.json, predictions.csv and residuals.png to
     ``reports`` and log them to the MLflow run recorded in ``run`` (train's output)."""
+    import mlflow  # not at the top: taxi.tracking has imported skops before it (seconds faster than after)
+
     check_tracking(tracking_uri)
     trips, y = read_split(data)
     pipeline = load_pipeline(model)
-    metrics = model_metrics(pipeline, trips, y)
+    with one_thread():
+        metrics = model_metrics(pipeline, trips, y)
+        predicted = pipeline.predict(trips)
     reports.mkdir(parents=True, exist_ok=True)
     write_json(reports / "metrics.json", {k: metrics[k] for k in ("rmse", "mae", "n")})
     write_json(reports / "slices.json", metrics["slices"])  # per pickup borough
 
-    predicted = pipeline.predict(trips)
     sample = pd.DataFrame({"actual_min": y.to_numpy(), "predicted_min": predicted}).sample(
         n=min(2000, len(y)), random_state=0
     )

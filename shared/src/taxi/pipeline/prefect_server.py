@@ -6,6 +6,15 @@ automations (level 4) need one; Prefect's temporary server runs single flow runs
 ``serve`` uses the server at PREFECT_API_URL when it is set (one that does not answer is a PrefectServerError
 naming it, before anything is served), else starts one on a loopback port for as long as it serves
 (``local_prefect_server``), and serves until Ctrl-C: the runner stops first, then the server.
+
+A demo that runs flows in its own process (level 3's story, level 4's replay) starts the server first thing, in
+the background, and waits for it only before its first flow, so the server's start-up (imports, its database
+migrations: 15-25 s on 2 cores) overlaps the demo's own (``background_prefect_server``):
+
+    with background_prefect_server(Path(".prefect")) as prefect:   # returns at once; PREFECT_API_URL set
+        ...                                                          # imports, data, anything without Prefect
+        prefect.wait()                                               # blocks until the server answers
+        my_flow()
 """
 
 from __future__ import annotations
@@ -14,13 +23,15 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from taxi.pipeline import tools
-from taxi.smoke import SmokeTestFailed, port_in_use, stop_process, wait_until_healthy
+from taxi.smoke import SmokeTestFailed, free_port, port_in_use, stop_process, wait_until_healthy
 
 
 class PrefectServerError(RuntimeError):
@@ -54,32 +65,103 @@ def prefect_server_env(port: int, home: Path) -> dict[str, str]:
     }
 
 
+class StartingPrefectServer:
+    """`prefect server start` on 127.0.0.1:``port``, launched at construction and not waited for: ``wait()`` blocks
+    until it answers (PrefectServerError if it exits or does not answer in ``timeout`` s), ``stop()`` stops it by
+    its PID. It runs in its own session, so a Ctrl-C in the terminal reaches only this process; its output goes
+    to ``home``/server.log."""
+
+    def __init__(self, port: int, home: Path, timeout: float = 90.0):
+        if port_in_use(port):
+            raise PrefectServerError(f"port {port} is already in use: stop what runs there, or choose another")
+        home.mkdir(parents=True, exist_ok=True)
+        self.port, self.timeout, self.log_path = port, timeout, home / "server.log"
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.ui_url = f"http://127.0.0.1:{port}"
+        command = [tools.tool("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        self.started = time.monotonic()
+        self.waited: float | None = None  # seconds from the launch until it answered, once it has
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=prefect_server_env(port, home),
+                start_new_session=True,
+            )  # fmt: skip
+
+    def wait(self) -> str:
+        """Block until the server answers (at once if it did before); its API URL."""
+        if self.waited is None:
+            remaining = max(self.timeout - (time.monotonic() - self.started), 1.0)
+            try:
+                wait_until_healthy(self.api_url, timeout=remaining, alive=lambda: self.process.poll() is None)
+            except SmokeTestFailed as exc:
+                raise PrefectServerError(
+                    f"the local Prefect server did not start ({exc}): see {self.log_path}"
+                ) from None
+            self.waited = time.monotonic() - self.started
+        return self.api_url
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout=20)
+
+
 @contextmanager
 def local_prefect_server(port: int, home: Path, timeout: float = 90.0) -> Iterator[str]:
-    """Run `prefect server start` on 127.0.0.1:``port`` while the block runs; yields its API URL.
+    """Run `prefect server start` on 127.0.0.1:``port`` while the block runs; yields its API URL once it answers.
 
     The server runs in its own session, so a Ctrl-C in the terminal reaches only this process: the caller
     stops what uses the server first (the runner), then the server is stopped here, by its PID.
     Its output goes to ``home``/server.log.
     """
-    if port_in_use(port):
-        raise PrefectServerError(f"port {port} is already in use: stop what runs there, or choose another")
-    home.mkdir(parents=True, exist_ok=True)
-    log_path = home / "server.log"
-    command = [tools.tool("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=prefect_server_env(port, home), start_new_session=True
-        )
-    api_url = f"http://127.0.0.1:{port}/api"
+    server = StartingPrefectServer(port, home, timeout)
     try:
-        try:
-            wait_until_healthy(api_url, timeout=timeout, alive=lambda: process.poll() is None)
-        except SmokeTestFailed as exc:
-            raise PrefectServerError(f"the local Prefect server did not start ({exc}): see {log_path}") from None
-        yield api_url
+        yield server.wait()
     finally:
-        stop_process(process, timeout=20)
+        server.stop()
+
+
+@contextmanager
+def background_prefect_server(home: Path, timeout: float = 90.0) -> Iterator[StartingPrefectServer | None]:
+    """The Prefect server this process's flows use, started now in the background (see module doc).
+
+    With PREFECT_API_URL set, that server is used and None is yielded (nothing to start or wait for). Otherwise a
+    local server is launched on a free loopback port and PREFECT_API_URL points at it for the block (set before
+    Prefect is imported, it is what Prefect reads; if Prefect is imported already, its settings are changed too);
+    the caller calls ``wait()`` before its first flow. When the block ends, the logs and events this process's
+    flows still hold are sent, then the server is stopped and PREFECT_API_URL restored.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield None
+        return
+    server = StartingPrefectServer(free_port(), home, timeout)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with ExitStack() as stack:
+            if "prefect" in sys.modules:
+                from prefect.settings import PREFECT_API_URL, temporary_settings
+
+                stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
+            try:
+                yield server
+            finally:
+                _send_pending_logs_and_events()
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+def _send_pending_logs_and_events(timeout: float = 10.0) -> None:
+    """Send what Prefect's background workers still hold for the server (flow run logs, events) while it runs:
+    left to the interpreter's exit, they would be sent to a server that is gone, and retried."""
+    if "prefect" not in sys.modules:
+        return
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=timeout, at_exit=False)
+        EventsWorker.drain_all(timeout=timeout, at_exit=False)
+    except Exception:  # never let the demo fail over log delivery at its very end
+        pass
 
 
 def serve_until_interrupted(

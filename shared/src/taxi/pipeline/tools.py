@@ -92,8 +92,13 @@ def push_to_remote(cwd: Path | None = None) -> str:
     """`dvc push` to the default DVC remote; returns its name. A remote that cannot take the data (unreachable,
     not writable) is one ToolError line naming it and DVC's reason; nothing local is touched (dvc.lock, the
     outputs and the DVC cache stay as repro left them), so `dvc push` once the remote is back completes it."""
-    remote = dvc("remote", "default", cwd=cwd, check=False).stdout.strip()
-    done = dvc("push", cwd=cwd, check=False)  # not -q: DVC then keeps quiet about some failures too
+    # the remote's name (for the messages) asked beside the push, not before it: a DVC command starts in seconds
+    with subprocess.Popen(
+        [tool("dvc"), "remote", "default"], cwd=cwd, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True,
+    ) as asking:  # fmt: skip
+        done = dvc("push", cwd=cwd, check=False)  # not -q: DVC then keeps quiet about some failures too
+        remote = asking.communicate()[0].strip()
     if done.returncode == 0:
         return remote
     output = (done.stdout + "\n" + done.stderr).splitlines()

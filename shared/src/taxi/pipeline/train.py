@@ -6,13 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
 from taxi.model import build_trip_pipeline
 from taxi.pipeline.common import (
     check_tracking,
     git_commit,
     md5_of,
+    one_thread,
     params_hash,
     read_split,
     tracking_errors,
@@ -28,9 +27,12 @@ def train(
     """Fit on ``data`` with ``params["train"]``; save the model to ``model_out`` and the MLflow run record
     (run id, model URI, lineage) to ``run_out``. ``params`` is all of params.yaml: every group is logged.
     A tracking server that does not answer fails the stage before the fit (StageError naming it)."""
+    import mlflow  # not at the top: taxi.tracking has imported skops before it (seconds faster than after)
+
     check_tracking(tracking_uri)
     trips, y = read_split(data)
-    pipeline = build_trip_pipeline(params["train"]).fit(trips, y)
+    with one_thread():
+        pipeline = build_trip_pipeline(params["train"]).fit(trips, y)
     save_pipeline(pipeline, model_out)
     lineage = {
         "git_commit": git_commit(),
@@ -47,7 +49,8 @@ def train(
             mlflow.log_params({f"train.{k}": v for k, v in params["train"].items()})
             mlflow.log_params({f"ingest.{k}": v for k, v in params["ingest"].items()})
             mlflow.log_param("train_rows", len(trips))
-            info = log_trip_model(pipeline, trips, saved=model_out)
+            with one_thread():  # MLflow predicts with the model to check its signature and input example
+                info = log_trip_model(pipeline, trips, saved=model_out)
     record = {"run_id": run.info.run_id, "model_uri": info.model_uri, "model_id": info.model_id, **lineage}
     write_json(run_out, record)
     print(f"train: {len(trips)} trips, MLflow run {run.info.run_id}, model {info.model_uri}")
