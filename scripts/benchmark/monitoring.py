@@ -142,16 +142,19 @@ def measure_monitoring(rows: int, say: Callable[[str], None], month_rows: int = 
 def _logged_store(window: pd.DataFrame, url: str) -> Any:
     """A prediction store holding ``window`` as the service logs it (one packed row per request)."""
     from level4.prediction_log import LoggedRequest, PredictionStore
+    from taxi.trip_columns import TripColumns
 
     store = PredictionStore(url)
-    trips = window.rename(columns={"pickup_datetime": "lpep_pickup_datetime"})
-    trips["lpep_pickup_datetime"] = trips["lpep_pickup_datetime"].dt.to_pydatetime()
-    trips["passenger_count"] = trips["passenger_count"].astype(object).where(trips["passenger_count"].notna(), None)
-    requests = [
-        LoggedRequest(str(request_id), 0.0, "1", "champion", list(group.itertuples(index=False)),
-                      group["prediction"].to_numpy())
-        for request_id, group in trips.groupby("request_id", sort=False)
-    ]  # fmt: skip
+    requests = []
+    for request_id, group in window.groupby("request_id", sort=False):
+        columns = TripColumns(
+            group["PULocationID"].to_numpy(np.int64),
+            group["DOLocationID"].to_numpy(np.int64),
+            group["trip_distance"].to_numpy(np.float64),
+            group["pickup_datetime"].to_numpy("datetime64[us]"),
+            group["passenger_count"].to_numpy(np.float64),
+        )
+        requests.append(LoggedRequest(str(request_id), 0.0, "1", "champion", columns, group["prediction"].to_numpy()))
     for start in range(0, len(requests), 100):
         store.insert_requests(requests[start : start + 100])
     return store

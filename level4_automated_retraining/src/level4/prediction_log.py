@@ -365,12 +365,13 @@ class _Pending:
     logged_at: float
     version: str
     variant: str
-    trips: Sequence[Any]
+    rows: int
+    trips: Sequence[Any] | None  # only when there are no columns: a batch's trip objects are not kept alive
     columns: TripColumns | None
     predictions: np.ndarray
 
     def logged(self) -> LoggedRequest:
-        columns = self.columns if self.columns is not None else TripColumns.of(self.trips)
+        columns = self.columns if self.columns is not None else TripColumns.of(self.trips or ())
         return LoggedRequest(self.request_id, self.logged_at, self.version, self.variant, columns, self.predictions)
 
 
@@ -430,8 +431,10 @@ class PredictionLog:
                 self._dropped["queue_full"] += n
                 self._warn_dropped("queue_full", f"the writer is behind: {self._queued_rows} predictions queued")
                 return
+            # a batch's columns, not its trip objects: thousands of them held for the writer slowed every request
+            kept = None if columns is not None else trips
             item = _Pending(
-                self._seq, request_id, time.time(), served.version, served.variant, trips, columns, predictions
+                self._seq, request_id, time.time(), served.version, served.variant, n, kept, columns, predictions
             )
             self._queue.append(item)
             self._queued_rows += n
@@ -511,14 +514,14 @@ class PredictionLog:
     def _take_batch(self) -> list[_Pending]:
         """Whole requests from the front of the queue, up to ``batch_rows`` predictions (at least one request)."""
         batch, rows = [], 0
-        while self._queue and (not batch or rows + len(self._queue[0].trips) <= self.batch_rows):
+        while self._queue and (not batch or rows + self._queue[0].rows <= self.batch_rows):
             item = self._queue.popleft()
             batch.append(item)
-            rows += len(item.trips)
+            rows += item.rows
         return batch
 
     def _write(self, batch: list[_Pending]) -> None:
-        rows = sum(len(item.trips) for item in batch)
+        rows = sum(item.rows for item in batch)
         error: Exception | None = None
         for attempt in range(2):
             try:
