@@ -17,7 +17,15 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from level4.prediction_log import REQUESTS, PredictionLog, PredictionStore, read_predictions
+from level4.prediction_log import (
+    REQUESTS,
+    LoggedRequest,
+    PredictionLog,
+    PredictionStore,
+    _packed_row,
+    _Pending,
+    read_predictions,
+)
 from level4.service import create_app
 from taxi.api_payloads import trip_payloads
 from taxi.generator import generate_month
@@ -25,6 +33,7 @@ from taxi.hotswap import LoadedModel
 from taxi.serving import serve_in_thread
 from taxi.smoke import SAMPLE_TRIP, wait_until_healthy
 from taxi.trip import Trip
+from taxi.trip_columns import TripColumns
 
 TRIPS, _ = trip_payloads(generate_month("2024-03", rows=200, seed=3))
 
@@ -145,3 +154,15 @@ def test_acknowledged_records_survive_kill_9(registry, tmp_path):
         server.wait(30)
     with PredictionStore(f"sqlite:///{store}").engine.connect() as connection:
         assert connection.execute(select(func.sum(REQUESTS.c.trips))).scalar() == 101  # trips, in 101 requests
+
+
+@pytest.mark.parametrize("passengers", [2, None])
+def test_a_single_trip_is_packed_as_a_batch_of_one_is(passengers):
+    """The writer packs a single trip straight from its object: the very row the columns path writes."""
+    trip = Trip.model_validate({**SAMPLE_TRIP, "lpep_pickup_datetime": "2024-03-05T13:15:07.250000+00:00",
+                                "passenger_count": passengers})  # fmt: skip
+    predictions = np.array([12.5])
+    item = _Pending(1, "r1", time.time(), "3", "challenger", 1, [trip], None, predictions)
+    columns = LoggedRequest("r1", item.logged_at, "3", "challenger", TripColumns.of([trip]), predictions)
+    for text_time in (True, False):
+        assert item.packed(text_time) == _packed_row(columns, text_time)
