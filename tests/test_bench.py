@@ -362,10 +362,11 @@ def test_the_monitoring_of_a_small_window_times_every_step():
     said = []
     run = monitoring.measure_monitoring(3_000, said.append, month_rows=4_000)
     assert run.rows == 3_000 and 0 < run.reference_rows <= monitoring.REFERENCE_ROWS
-    assert [step.rows for step in run.steps] == [3_000] * 4
-    assert run.drift is run.steps[1] and all(step.seconds > 0 for step in run.steps)
-    assert run.steps[0].note.endswith("0 quality failures")
-    assert run.steps[2].note == "the same scores as the drift report"  # plain strings: the same data, coded dearer
+    assert [step.rows for step in run.steps] == [3_000] * 5
+    assert run.drift is run.steps[2] and all(step.seconds > 0 for step in run.steps)
+    assert run.steps[0].note == "3,000 rows read back"  # load_window: the window written to a store, read back
+    assert run.steps[1].note.endswith("0 quality failures")
+    assert run.steps[3].note == "the same scores as the drift report"  # plain strings: the same data, coded dearer
     assert any("drift report" in line for line in said)
     goal = report.evaluate_goals([], run)[-1]
     assert goal.ok is None and goal.measured.endswith("on 3k rows only")
