@@ -16,9 +16,11 @@ PREFECT_PORT ?= 4200
 
 # compose.yaml's worker mounts this checkout at the same path and runs as your user: prefect.yaml's pull step
 # (LEVELS_ROOT) and the folders in the levels' Prefect events are the same on both sides
-export LEVELS_ROOT := $(CURDIR)
-export PLATFORM_UID := $(shell id -u)
-export PLATFORM_GID := $(shell id -g)
+# (exported to the platform's own targets only: `make test` and the levels never see them)
+PLATFORM_TARGETS := platform-up platform-down platform-clean platform-status platform-deploy platform-serve
+$(PLATFORM_TARGETS): export LEVELS_ROOT := $(CURDIR)
+$(PLATFORM_TARGETS): export PLATFORM_UID := $(shell id -u)
+$(PLATFORM_TARGETS): export PLATFORM_GID := $(shell id -g)
 
 # the platform as the host sees it (published on 127.0.0.1)
 PLATFORM_MLFLOW := http://127.0.0.1:$(MLFLOW_PORT)

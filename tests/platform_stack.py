@@ -39,6 +39,12 @@ QUIET = {  # no analytics, no telemetry, no progress bars: as the levels' Makefi
 }
 
 
+# what the caller's environment must not hand the platform's clients (`make test` runs from a Makefile that may
+# export the platform's own settings; a developer may have a level's settings set): each test sets its own
+FOREIGN = ("LEVEL0_", "LEVEL1_", "LEVEL2_", "LEVEL3_", "LEVEL4_", "LEVELS_ROOT", "PLATFORM_", "PREFECT_API_URL",
+           "MLFLOW_TRACKING_URI")  # fmt: skip
+
+
 class PlatformError(RuntimeError):
     """A platform server did not start; the message ends with its log."""
 
@@ -116,8 +122,9 @@ def tool(name: str) -> str:
 
 def base_env(home: Path) -> dict[str, str]:
     """This environment's programs first on PATH, Prefect's home in ``home``, nothing sent anywhere."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
     return {
-        **os.environ,
+        **inherited,
         **QUIET,
         "PATH": str(BIN) + os.pathsep + os.environ.get("PATH", ""),
         "PREFECT_HOME": str(home),
