@@ -56,7 +56,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -86,7 +86,7 @@ from sqlalchemy.engine import make_url
 
 from taxi.hotswap import LoadedModel
 from taxi.trip import NEW_YORK
-from taxi.trip_columns import TripColumns
+from taxi.trip_columns import EPOCH, MICROSECOND, TripColumns
 
 log = logging.getLogger("level4.prediction_log")
 
@@ -128,7 +128,6 @@ FEEDBACK = Table(
     Column("received_at", DateTime, nullable=False),
 )
 ERROR_REPEAT_SECONDS = 30.0  # while the store keeps failing, a line this often with the count dropped
-EPOCH, MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
 PREDICTION_FRAME_COLUMNS = ["request_id", "row", "logged_at", "model_version", "variant", *PACKED]
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 _PU, _DO, _DISTANCE = attrgetter("PULocationID"), attrgetter("DOLocationID"), attrgetter("trip_distance")
 _PICKUP, _PASSENGERS = attrgetter("lpep_pickup_datetime"), attrgetter("passenger_count")
-_EPOCH, _MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
+EPOCH, MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)  # pickups count microseconds from EPOCH
 _FEW = 32  # below this many trips, a Python loop converts the pickups faster than a pandas index
 _THURSDAY = 3  # 1970-01-01's weekday (Monday = 0, as datetime.weekday counts)
 
@@ -30,7 +30,7 @@ _THURSDAY = 3  # 1970-01-01's weekday (Monday = 0, as datetime.weekday counts)
 def pickup_times(pickups: Sequence[datetime]) -> np.ndarray:
     """Naive datetimes -> ``datetime64[us]`` with the same wall-clock times."""
     if len(pickups) < _FEW:
-        return np.array([(p - _EPOCH) // _MICROSECOND for p in pickups], dtype=np.int64).view("datetime64[us]")
+        return np.array([(p - EPOCH) // MICROSECOND for p in pickups], dtype=np.int64).view("datetime64[us]")
     return pd.DatetimeIndex(pickups).as_unit("us").to_numpy()
 
 
