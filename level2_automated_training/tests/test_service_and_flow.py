@@ -45,12 +45,13 @@ def test_prefect_flow_registers_a_new_version(project, monkeypatch, tmp_path):
     from prefect.testing.utilities import prefect_test_harness
 
     from level2.flows import training_pipeline
+    from taxi.pipeline.prefect_server import without_heartbeats
 
     monkeypatch.setenv("LEVEL2_TRACKING_URI", project.settings.tracking_uri)
     monkeypatch.setenv("PATH", project.env["PATH"])
     client = project.client()
     before = max(int(v.version) for v in client.search_model_versions(f"name = '{NAME}'"))
-    with prefect_test_harness():
+    with prefect_test_harness(), without_heartbeats():  # each flow run ends with its work, not up to 1 s later
         result = training_pipeline(project_dir=str(project.dir), first_month="2024-02")
         again = training_pipeline(project_dir=str(project.dir), first_month="2024-02")  # nothing changed
     assert result["version"] == before + 1 and result["new"]

@@ -50,7 +50,9 @@ def harness():
     """Prefect's test harness (a temporary server), started once for this module's flow runs."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    from taxi.pipeline.prefect_server import without_heartbeats
+
+    with prefect_test_harness(), without_heartbeats():  # heartbeats off as in `level3 cd`: runs end with their work
         yield
 
 

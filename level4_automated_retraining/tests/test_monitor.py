@@ -85,6 +85,7 @@ def test_the_flow_keeps_one_set_of_reports_per_window_in_the_workspace(registry,
 
     from level4.flows import MonitoringError, monitor
     from level4.workspace import window_runs
+    from taxi.pipeline.prefect_server import without_heartbeats
 
     store = tmp_path / "predictions.db"
     for month, scenario in (("2024-05", "stationary"), ("2024-08", "drift")):
@@ -93,7 +94,7 @@ def test_the_flow_keeps_one_set_of_reports_per_window_in_the_workspace(registry,
     monkeypatch.setenv("LEVEL4_PREDICTION_STORE", f"sqlite:///{store}")
     monkeypatch.setenv("LEVEL4_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("LEVEL4_WORKSPACE_DIR", str(tmp_path / "ws"))
-    with prefect_test_harness():
+    with prefect_test_harness(), without_heartbeats():  # as `level4 monitor` runs it
         latest = monitor(project_dir=str(tmp_path))  # the latest month with predictions
         monitor(project_dir=str(tmp_path), month="2024-05")
         monitor(project_dir=str(tmp_path), month="2024-05")  # again: replaces that window's snapshots

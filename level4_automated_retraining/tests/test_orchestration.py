@@ -21,7 +21,9 @@ DECISION = Decision(
 def harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    from taxi.pipeline.prefect_server import without_heartbeats
+
+    with prefect_test_harness(), without_heartbeats():  # heartbeats off as in `level4 watch`
         yield
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from level4.replay import run_replay
+from taxi.pipeline.prefect_server import without_heartbeats
 from taxi.pipeline.scratch import scratch_project
 from taxi.smoke import free_port
 
@@ -47,7 +48,8 @@ def project(tmp_path, monkeypatch):
     files = ("dvc.yaml", "params.yaml", "policy.yaml", ".dvcignore", ".gitignore")
     project = scratch_project(LEVEL, tmp_path / "repo", SMALL, name="level4", env=env, files=files)
     monkeypatch.chdir(project)
-    return project
+    with without_heartbeats():  # as `level4 replay` runs its flows (its settings read now: PREFECT_HOME above)
+        yield project
 
 
 def decisions(project: Path) -> list[dict]:

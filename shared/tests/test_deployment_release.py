@@ -194,7 +194,10 @@ def harness():
     from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(), temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}):
+    from taxi.pipeline.prefect_server import without_heartbeats
+
+    ignore = {PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"}
+    with prefect_test_harness(), temporary_settings(ignore), without_heartbeats():  # as the levels' commands run flows
         yield
 
 

@@ -5,12 +5,14 @@ The model is loaded at start-up; a new release is picked up on restart (hot relo
 
 from __future__ import annotations
 
+# taxi.tracking imports skops before MLflow: after MLflow's ~1,000 modules, skops' import takes seconds longer
+from taxi.tracking import RegistryModel  # isort: split
+
 import mlflow
 from fastapi import FastAPI
 
 from level2.settings import Settings
 from taxi.serving import create_app as create_service
-from taxi.tracking import RegistryModel
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

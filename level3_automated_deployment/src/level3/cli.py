@@ -69,13 +69,15 @@ def cd(
     from level3.flows import cd_pipeline
     from taxi.certification import GateConfigError
     from taxi.deployment import DeploymentError
+    from taxi.pipeline.prefect_server import without_heartbeats
     from taxi.pipeline.tools import ToolError
     from taxi.tracking import RegistryError
 
     settings_or_fail(load_settings)
     try:
-        record = cd_pipeline(project_dir=".", version=version, params=_parse_overrides(set_ or []),
-                             service_url=service_url, via="level3 cd")  # fmt: skip
+        with without_heartbeats():
+            record = cd_pipeline(project_dir=".", version=version, params=_parse_overrides(set_ or []),
+                                 service_url=service_url, via="level3 cd")  # fmt: skip
     except (DeploymentError, ToolError, RegistryError, GateConfigError) as exc:
         fail(f"cd: {exc}")
     typer.echo(json.dumps({k: v for k, v in record.items() if k != "canary"}, indent=2))
@@ -206,7 +208,7 @@ def demo(
     """`make run`'s story: v1 champion, serve it, a better v2 via canary under live load, a bad candidate rejected."""
     import os
 
-    from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server
+    from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server, without_heartbeats
 
     settings = settings_or_fail(load_settings)
     # Prefect's server first, in the background: its start-up overlaps the imports below and the story's set-up
@@ -216,7 +218,8 @@ def demo(
             from level3.demo import DemoError, run_demo
 
             try:
-                run_demo(Path.cwd(), settings, port, echo=typer.echo, prefect=prefect)
+                with without_heartbeats():
+                    run_demo(Path.cwd(), settings, port, echo=typer.echo, prefect=prefect)
             except DemoError as exc:
                 fail(f"demo: {exc}")
     except PrefectServerError as exc:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+# before the modules that import MLflow: taxi.tracking imports skops first (after MLflow, seconds slower)
+import taxi.tracking  # noqa: F401  # isort: split
 from level3.settings import Settings
 from taxi.deployment.deployer import DeploymentLog, deployment_details
 from taxi.hotswap import ModelHolder

@@ -120,10 +120,12 @@ def monitor(
     """Monitor a window of logged predictions (default: the latest month with predictions): Evidently reports."""
     from level4.flows import MonitoringError
     from level4.flows import monitor as monitor_flow
+    from taxi.pipeline.prefect_server import without_heartbeats
 
     settings_or_fail(load_settings)
     try:
-        monitor_flow(project_dir=".", month=month, start=start, end=end)
+        with without_heartbeats():
+            monitor_flow(project_dir=".", month=month, start=start, end=end)
     except MonitoringError as exc:
         fail(f"monitor: {exc}")
 
@@ -138,10 +140,12 @@ def watch(
     from level4.flows import watch as watch_flow
     from level4.policy import PolicyError
     from taxi.deployment import DeploymentError
+    from taxi.pipeline.prefect_server import without_heartbeats
 
     settings_or_fail(load_settings)
     try:
-        watch_flow(project_dir=".", month=month, service_url=service_url)
+        with without_heartbeats():
+            watch_flow(project_dir=".", month=month, service_url=service_url)
     except (MonitoringError, PolicyError, DeploymentError) as exc:
         fail(f"watch: {exc}")
 
@@ -156,7 +160,7 @@ def replay(
     what it triggers; ends with the timeline (table + PNG)."""
     import os
 
-    from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server
+    from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server, without_heartbeats
 
     settings_or_fail(load_settings)
     # Prefect's server first, in the background: its start-up overlaps the imports below and the replay's set-up
@@ -169,7 +173,8 @@ def replay(
             from taxi.pipeline.tools import ToolError
 
             try:
-                done = run_replay(Path.cwd(), scenario, port, trips=trips, echo=typer.echo, prefect=prefect)
+                with without_heartbeats():
+                    done = run_replay(Path.cwd(), scenario, port, trips=trips, echo=typer.echo, prefect=prefect)
             except Exception as exc:
                 from level4.flows import MonitoringError  # not before: Evidently is imported while the service starts
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 from mlflow import MlflowClient
+from prefect import flow
 
 from level4.policy import Decision, pipeline_overrides
 from level4.prediction_log import PredictionStore
@@ -61,8 +62,10 @@ def release_for(project: Path, settings: Settings, holdout: Any, **changes: Any)
     )  # fmt: skip
 
 
+@flow(name="first-release", log_prints=True)
 def first_release(project: Path, via: str = "level 4: first release") -> dict[str, Any]:
-    """Train, certify on the frozen holdout month, smoke-test and promote the first champion (see module doc)."""
+    """Train, certify on the frozen holdout month, smoke-test and promote the first champion (see module doc): a
+    flow of its own, its steps (level 3's tasks) in it."""
     settings = project_settings(project)
     holdout = lambda: frozen_holdout(load_params(settings.params_file)["holdout"], settings.holdout_dir)  # noqa: E731
     return run_cd(release_for(project, settings, holdout, via=via))

@@ -35,6 +35,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+# before the modules that import MLflow: taxi.tracking imports skops first (after MLflow, seconds slower)
+import taxi.tracking  # noqa: F401  # isort: split
 from level4.feedback import FEEDBACK_LIST, MAX_ITEMS, Feedback, FeedbackOutcome, feedback_counter, record_feedback
 from level4.prediction_log import PredictionLog, PredictionLogCollector, PredictionStore, sqlite_path
 from level4.settings import Settings

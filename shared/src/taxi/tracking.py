@@ -15,9 +15,10 @@ is deserialised: ``ModelArtifactError`` says which and why.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import warnings
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from mlflow.models import infer_signature
 
 from taxi.fast_path import fast_path_for
 from taxi.model import INPUT_COLUMNS
+
+_logger = logging.getLogger(__name__)
 
 # Modules whose types a model of ours may contain; anything else found in a model is refused.
 TRUSTED_MODULE_PREFIXES = (
@@ -252,10 +255,34 @@ def load_checked_model(name: str, version: str | int) -> Any:
             check_model_artifact(local)
         except ValueError as exc:
             raise ModelArtifactError(f"{refused} {exc}") from None
-        try:
-            return mlflow.pyfunc.load_model(str(local))
+        mismatches = requirement_mismatches(local)
+        if mismatches:
+            _logger.warning("model '%s' v%s was saved with %s", name, version, "; ".join(mismatches))
+        try:  # MLflow's own requirements check, suppressed, first maps every installed package: a second a process
+            return mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
         except Exception as exc:
             raise ModelArtifactError(f"{refused} it does not load ({type(exc).__name__}: {exc})"[:500]) from None
+
+
+def requirement_mismatches(model_dir: Path) -> list[str]:
+    """The pinned requirements of a downloaded model (``requirements.txt``: ``name==version``) that this environment
+    does not meet, e.g. ``scikit-learn==1.7.2 (here 1.9.1)``: a model may load, yet predict differently, with other
+    versions of the libraries it was made with."""
+    path = model_dir / "requirements.txt"
+    if not path.exists():
+        return []
+    found = []
+    for line in path.read_text().splitlines():
+        name, sep, wanted = line.split("#", 1)[0].strip().partition("==")
+        if not sep or not name or name.startswith("-"):
+            continue
+        try:
+            here = version(name.split("[", 1)[0])
+        except PackageNotFoundError:
+            here = "not installed"
+        if here != wanted.strip():
+            found.append(f"{name}=={wanted.strip()} (here {here})")
+    return found
 
 
 class RegistryModel:

@@ -15,6 +15,9 @@ migrations: 15-25 s on 2 cores) overlaps the demo's own (``background_prefect_se
         ...                                                          # imports, data, anything without Prefect
         prefect.wait()                                               # blocks until the server answers
         my_flow()
+
+Flows a command runs in its own process run ``without_heartbeats()``: each flow run then ends when its work
+does, not up to a second later.
 """
 
 from __future__ import annotations
@@ -51,9 +54,11 @@ def check_prefect_server(api_url: str, timeout: float = 5.0) -> None:
         )
 
 
-def prefect_server_env(port: int, home: Path) -> dict[str, str]:
+def prefect_server_env(port: int, home: Path, register_blocks: bool = True) -> dict[str, str]:
     """The server's environment: its state in ``home``, no analytics, and its UI told where the API is
-    (Prefect 3.9 otherwise tells the UI to call port 4200 whatever port the server runs on)."""
+    (Prefect 3.9 otherwise tells the UI to call port 4200 whatever port the server runs on). Without
+    ``register_blocks`` it does not write Prefect's catalogue of block types into a new database at start-up
+    (seconds on 2 cores): a server for one run, whose flows use no blocks."""
     api_url = f"http://127.0.0.1:{port}/api"
     return {
         **tools.tool_env(),
@@ -62,6 +67,7 @@ def prefect_server_env(port: int, home: Path) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "PREFECT_API_URL": api_url,
         "PREFECT_UI_API_URL": api_url,
+        "PREFECT_API_BLOCKS_REGISTER_ON_START": str(register_blocks).lower(),
     }
 
 
@@ -71,7 +77,7 @@ class StartingPrefectServer:
     its PID. It runs in its own session, so a Ctrl-C in the terminal reaches only this process; its output goes
     to ``home``/server.log."""
 
-    def __init__(self, port: int, home: Path, timeout: float = 90.0):
+    def __init__(self, port: int, home: Path, timeout: float = 90.0, register_blocks: bool = True):
         if port_in_use(port):
             raise PrefectServerError(f"port {port} is already in use: stop what runs there, or choose another")
         home.mkdir(parents=True, exist_ok=True)
@@ -83,7 +89,7 @@ class StartingPrefectServer:
         self.waited: float | None = None  # seconds from the launch until it answered, once it has
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=prefect_server_env(port, home),
+                command, stdout=log, stderr=subprocess.STDOUT, env=prefect_server_env(port, home, register_blocks),
                 start_new_session=True,
             )  # fmt: skip
 
@@ -132,7 +138,7 @@ def background_prefect_server(home: Path, timeout: float = 90.0) -> Iterator[Sta
     if os.environ.get("PREFECT_API_URL"):
         yield None
         return
-    server = StartingPrefectServer(free_port(), home, timeout)
+    server = StartingPrefectServer(free_port(), home, timeout, register_blocks=False)  # stopped when the run ends
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with ExitStack() as stack:
@@ -162,6 +168,23 @@ def _send_pending_logs_and_events(timeout: float = 10.0) -> None:
         EventsWorker.drain_all(timeout=timeout, at_exit=False)
     except Exception:  # never let the demo fail over log delivery at its very end
         pass
+
+
+@contextmanager
+def without_heartbeats() -> Iterator[None]:
+    """Flow runs started in this block, in this process, send no heartbeats.
+
+    Prefect 3.9 gives every flow run a heartbeat thread (an event every 180 s: a server automation can mark a run
+    whose process died as crashed) and joins it when the run ends; the thread sleeps in one-second steps, so every
+    flow run ends up to a second after its work, a subflow too (Prefect's own test suite turns them off for that).
+    A command that runs flows in its own process (`level3 cd`, the demo, `level4 watch`, the replay) is there to
+    see them end: it needs no heartbeat. Flows a worker or a runner starts (platform mode, `make orchestrate`) run
+    in processes of their own, and keep Prefect's default. The environment cannot say "none"
+    (PREFECT_FLOWS_HEARTBEAT_FREQUENCY takes a number of at least 30), Prefect's settings context can."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def serve_until_interrupted(
