@@ -273,15 +273,15 @@ def requirement_mismatches(model_dir: Path) -> list[str]:
         return []
     found = []
     for line in path.read_text().splitlines():
-        name, sep, wanted = line.split("#", 1)[0].strip().partition("==")
+        name, sep, wanted = (part.strip() for part in line.split("#", 1)[0].partition("=="))
         if not sep or not name or name.startswith("-"):
             continue
         try:
             here = version(name.split("[", 1)[0])
         except PackageNotFoundError:
             here = "not installed"
-        if here != wanted.strip():
-            found.append(f"{name}=={wanted.strip()} (here {here})")
+        if here != wanted:
+            found.append(f"{name}=={wanted} (here {here})")
     return found
 
 
