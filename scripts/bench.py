@@ -9,7 +9,8 @@
 3. over HTTP on 127.0.0.1, one server at a time: level 1's, 2's and 3's services, level 4's with prediction
    logging off and on (a SQLite store in the temp folder), and ``mlflow models serve`` of the same version;
    each is checked against the registered pipeline's answers, then loaded with single trips at concurrency 1
-   and 8 and with 1000-trip batches (``benchmark.load``);
+   and 8 and with 1000-trip batches (``benchmark.load``); then level 4's two services up together, loaded in
+   turn for a few rounds: what prediction logging costs (``benchmark.logging_cost``);
 4. level 4's monitoring of a window of a million logged predictions, in-process (``benchmark.monitoring``;
    ``--monitor-rows``, 0 skips it);
 5. ``make levelN`` wall times in a throwaway copy of the working tree (``--levels``; default all);
@@ -29,12 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark import levels, measure, monitoring, report, servers
+from benchmark import levels, logging_cost, measure, monitoring, report, servers
 from benchmark.chart import write_chart
 from benchmark.machine import load_average, machine_info, package_versions
 from benchmark.model import BenchModel, prepare_model, write_level1_handoff
 from benchmark.readme import update_readme
-from benchmark.report import MLFLOW, MONITOR_ROWS, SERVICE, LevelRun, MonitorRun, PathResult
+from benchmark.report import MLFLOW, MONITOR_ROWS, SERVICE, LevelRun, LoggingCost, MonitorRun, PathResult
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ("level3_automated_deployment/params.yaml", "level2_automated_training/params.yaml")  # the first present
@@ -60,13 +61,29 @@ def http_servers(model: BenchModel, workdir: Path) -> list[tuple[servers.Server,
         for level, env in settings.items()
         if str(level) in present and (bin_dir / f"level{level}").exists()
     ]
-    if "4" in present and (bin_dir / "level4").exists():
-        level4 = {"LEVEL4_TRACKING_URI": model.tracking_uri, "LEVEL4_MODEL_NAME": model.name}
-        store = f"sqlite:///{(workdir / 'predictions.db').resolve()}"
-        for logging, name in ((False, "level 4 service (logging off)"), (True, "level 4 service (logging on, SQLite)")):
-            env = level4 | {"LEVEL4_PREDICTION_LOG": str(logging).lower(), "LEVEL4_PREDICTION_STORE": store}
-            ours.append((servers.level_service(4, bin_dir, env, name=name, prediction_log=logging), SERVICE))
+    level4 = level4_services(model, workdir / "predictions.db")
+    ours += [(level4[logging], SERVICE) for logging in (False, True) if level4]
     return [*ours, (servers.mlflow_models_serve(bin_dir, model.uri, model.tracking_uri), MLFLOW)]
+
+
+def level4_services(model: BenchModel, store: Path) -> dict[bool, servers.Server]:
+    """Level 4's service with prediction logging off (False) and on (True, to a SQLite ``store``); {} without it."""
+    bin_dir = Path(sys.prefix) / "bin"
+    if "4" not in levels.present_levels(ROOT) or not (bin_dir / "level4").exists():
+        return {}
+    level4 = {"LEVEL4_TRACKING_URI": model.tracking_uri, "LEVEL4_MODEL_NAME": model.name}
+    url = f"sqlite:///{store.resolve()}"
+    names = {False: "level 4 service (logging off)", True: "level 4 service (logging on, SQLite)"}
+    return {
+        logging: servers.level_service(
+            4,
+            bin_dir,
+            level4 | {"LEVEL4_PREDICTION_LOG": str(logging).lower(), "LEVEL4_PREDICTION_STORE": url},
+            name=name,
+            prediction_log=logging,
+        )
+        for logging, name in names.items()
+    }
 
 
 def not_measured(present: list[str]) -> list[str]:
@@ -85,6 +102,7 @@ def write_outputs(
     level_runs: list[LevelRun],
     total: float,
     monitor_run: MonitorRun | None = None,
+    logging_run: LoggingCost | None = None,
 ) -> None:
     machine = machine | {"load_at_end": load_average()}
     versions = package_versions()
@@ -104,22 +122,26 @@ def write_outputs(
     )
     markdown = report.results_markdown(
         machine=machine, versions=versions, setup=setup, results=results, levels=level_runs,
-        not_measured=missing, total_seconds=total, chart=chart.name, monitoring=monitor_run,
+        not_measured=missing, total_seconds=total, chart=chart.name, monitoring=monitor_run, logging=logging_run,
     )  # fmt: skip
     (args.out / "results.md").write_text(markdown)
     link = Path(os.path.relpath(args.out / "results.md", args.readme.resolve().parent)).as_posix()
     block = report.readme_block(
-        machine=machine, results=results, levels=level_runs, total_seconds=total, link=link, monitoring=monitor_run
-    )
+        machine=machine, results=results, levels=level_runs, total_seconds=total, link=link, monitoring=monitor_run,
+        logging=logging_run,
+    )  # fmt: skip
     if args.readme.exists() and update_readme(args.readme, block):
         say(f"updated the Benchmark block of {args.readme}")
     say("")
     say(report.render_table(report.HEADERS, report.path_rows(results)))
+    if logging_run is not None and logging_run.samples:
+        say("")
+        say(report.render_table(report.LOGGING_HEADERS, report.logging_rows(logging_run)))
     if monitor_run is not None and monitor_run.steps:
         say("")
         say(report.render_table(["monitoring", "rows", "seconds", "note"], report.monitoring_rows(monitor_run)))
     say("")
-    goals = report.evaluate_goals(results, monitor_run)
+    goals = report.evaluate_goals(results, monitor_run, logging_run)
     say(report.render_table(["goal", "path", "this run", "met"], report.goal_rows(goals)))
     if level_runs:
         say("")
@@ -146,6 +168,11 @@ def run(args: argparse.Namespace, machine: dict[str, str], chosen_levels: list[s
         measure.measure_server(server, role, model, workdir, budget, say)
         for server, role in http_servers(model, workdir)
     ]
+    logging_run = None
+    if level4 := level4_services(model, workdir / "predictions-interleaved.db"):
+        plan = logging_cost.QUICK_ROUNDS if args.quick else logging_cost.Rounds()
+        say(f"  level 4, logging on vs off: both up, loaded in turn, {plan.rounds} rounds of {plan.seconds:g} s each")
+        logging_run = logging_cost.measure_logging_cost(level4[True], level4[False], model, workdir, plan, say)
 
     rows = QUICK_MONITOR_ROWS if args.quick and args.monitor_rows == MONITOR_ROWS else args.monitor_rows
     say(f"\n[4/6] level 4's monitoring of {rows:,} logged predictions" if rows else "\n[4/6] monitoring: skipped")
@@ -156,7 +183,7 @@ def run(args: argparse.Namespace, machine: dict[str, str], chosen_levels: list[s
 
     say("\n[6/6] results")
     results = over_http + in_process
-    write_outputs(args, machine, model, budget, results, level_runs, time.monotonic() - began, monitor_run)
+    write_outputs(args, machine, model, budget, results, level_runs, time.monotonic() - began, monitor_run, logging_run)
 
 
 def main(argv: list[str] | None = None) -> int:

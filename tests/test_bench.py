@@ -28,6 +28,7 @@ readme = importlib.import_module("benchmark.readme")
 servers = importlib.import_module("benchmark.servers")
 inprocess = importlib.import_module("benchmark.inprocess")
 monitoring = importlib.import_module("benchmark.monitoring")
+logging_cost = importlib.import_module("benchmark.logging_cost")
 uv_root_venv = importlib.import_module("benchmark.uv_root_venv")
 
 
@@ -180,6 +181,85 @@ def test_level_4_goals_compare_logging_on_with_off_and_judge_the_monitoring():
     assert quick.ok is None and quick.measured == "8.0 s on 20k rows only"  # too few rows to judge
     missing = goals_by_name([], report.MonitorRun(0, 0, [], note="level 4 is not installed here"))
     assert missing[("level4.monitor", drift)].measured == "level 4 is not installed here"
+
+
+def interleaved(single=((1000, 960), (1100, 900), (900, 870)), batch=((120_000, 114_000),) * 3):
+    """A LoggingCost with rounds of (off, on) throughputs; the service CPU follows throughput."""
+    run = report.LoggingCost(rounds=len(single), seconds=4.0, logged={"written": 9e4, "dropped": 0.0, "queued": 0.0})
+    for what, pairs in (("single rows, c=8", single), ("1000-row batches", batch)):
+        for off, on in pairs:
+            run.samples += [report.LoggingRound(what, False, off, 800 / off, 0),
+                            report.LoggingRound(what, True, on, 800 / on, 0)]  # fmt: skip
+    return run
+
+
+def test_interleaved_logging_rounds_are_judged_on_their_medians():
+    run = interleaved()
+    assert run.median("single rows, c=8", False) == 1000 and run.median("single rows, c=8", True) == 900
+    assert run.cost("single rows, c=8") == pytest.approx(0.10) and run.cost("1000-row batches") == pytest.approx(0.05)
+    assert run.kinds() == ["single rows, c=8", "1000-row batches"]
+    # the single runs say 20 %, the interleaved medians 10 %: the medians judge
+    goals = [g for g in report.evaluate_goals(level4_paths(on_c8=800), None, run) if "logging costs" in g.goal]
+    assert [g.ok for g in goals] == [True, True]
+    assert goals[0].measured == "10.0% lower: 900 on, 1k off (req/s; medians of 3 interleaved rounds)"
+    worse = interleaved(single=((1000, 850),) * 3)
+    assert [g.ok for g in report.evaluate_goals([], None, worse) if "logging costs" in g.goal] == [False, True]
+    failed = report.LoggingCost(rounds=5, seconds=4.0, note="failed: level 4 service did not start")
+    assert {g.measured for g in report.evaluate_goals([], None, failed) if "logging" in g.goal} == {failed.note}
+    assert report.logging_rows(run)[0] == ["single rows, c=8", "1k req/s", "900 req/s", "10.0%", "0.800 → 0.889"]
+
+    machine = {"date": "d", "commit": "c", "cores": "2", "usable_cores": "2", "cpu": "x", "system": "Linux",
+               "load_at_start": "0.1"}  # fmt: skip
+    text = report.results_markdown(
+        machine=machine, versions={}, setup=[], results=level4_paths(), levels=[], not_measured=[],
+        total_seconds=60, logging=run,
+    )  # fmt: skip
+    assert "## What prediction logging costs (level 4, interleaved)" in text and "| 1000-row batches |" in text
+    block = report.readme_block(machine=machine, results=[], levels=[], total_seconds=60, link="r.md", logging=run)
+    assert "Prediction logging (level 4, medians of 3 interleaved rounds): single rows, c=8 10.0% lower" in block
+
+
+def test_the_interleaved_measurement_loads_both_services_in_turn(tmp_path):
+    script = (
+        "import sys, uvicorn\n"
+        "from fastapi import FastAPI\n"
+        "from fastapi.responses import PlainTextResponse\n"
+        "app = FastAPI()\n"
+        "@app.post('/predict')\n"
+        "async def predict():\n"
+        "    return {'predictions': [1.0]}\n"
+        "@app.get('/health')\n"
+        "async def health():\n"
+        "    return {'status': 'ok'}\n"
+        "@app.get('/metrics')\n"
+        "async def metrics():\n"
+        "    return PlainTextResponse('taxi_prediction_log_written_total 7.0\\ntaxi_prediction_log_queued 0.0\\n')\n"
+        "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')\n"
+    )
+    env = servers.base_env(Path(sys.prefix) / "bin", {})
+    on, off = (
+        servers.Server(name, lambda port: [sys.executable, "-c", script, str(port)], env, prediction_log=logs)
+        for name, logs in (("on", True), ("off", False))
+    )
+    trip = {"PULocationID": 74, "DOLocationID": 42, "trip_distance": 1.8, "lpep_pickup_datetime": "2024-03-05T08:15"}
+    model = type("Model", (), {"payloads": [trip] * 1000})()
+    said = []
+    plan = logging_cost.Rounds(rounds=2, seconds=0.3, warmup_seconds=0.1)
+    run = logging_cost.measure_logging_cost(on, off, model, tmp_path, plan, said.append)
+    assert run.note == "" and run.errors == 0 and len(said) == 2 and "logging on" in said[0]
+    assert [(s.what, s.logging) for s in run.samples] == [
+        ("single rows, c=8", False),
+        ("single rows, c=8", True),
+        ("1000-row batches", False),
+        ("1000-row batches", True),
+        ("single rows, c=8", True),
+        ("single rows, c=8", False),
+        ("1000-row batches", True),
+        ("1000-row batches", False),
+    ]  # alternating order, round by round
+    assert all(s.rows_per_s > 0 and s.cpu_ms is not None and s.cpu_ms >= 0 for s in run.samples)
+    assert run.logged["written"] == 7.0
+    assert logging_cost.process_seconds(10**9) is None  # no such process
 
 
 def test_a_logging_service_row_says_what_its_log_held():

@@ -124,6 +124,13 @@ def _tail(path: Path, lines: int = 15) -> str:
 @contextmanager
 def running(server: Server, workdir: Path, timeout: float = 180.0) -> Iterator[str]:
     """Start ``server`` with ``workdir`` as its folder, wait for health, yield its base URL, stop it."""
+    with running_process(server, workdir, timeout) as (base_url, _):
+        yield base_url
+
+
+@contextmanager
+def running_process(server: Server, workdir: Path, timeout: float = 180.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``running``, yielding the process too (its processor time is read from /proc)."""
     port = free_port()
     slug = re.sub(r"\W+", "-", server.name).strip("-")
     log_path = workdir / f"{slug}-{port}.log"
@@ -138,7 +145,7 @@ def running(server: Server, workdir: Path, timeout: float = 180.0) -> Iterator[s
             wait_for_200(base_url + server.health_path, timeout, alive=lambda: process.poll() is None)
         except ServerError as exc:
             raise ServerError(f"{server.name} did not start: {exc}\n--- {log_path} ---\n{_tail(log_path)}") from None
-        yield base_url
+        yield base_url, process
     finally:
         stop_group(process)
 

@@ -15,8 +15,8 @@ an unknown zone or a bad datetime give 422 with the field and the rule; more tha
 Every request body is bounded before it is read whole (``taxi.body_limit``, for every route): over
 ``max_body_bytes`` (default ``default_max_body_bytes(max_batch)``: 1 KiB a trip + 1 MiB) gives 413 at once
 when ``Content-Length`` says so, else as soon as the chunks received pass it; a body not complete within
-``body_timeout`` seconds (default 5) gives 408. Every response carries an ``X-Request-ID``, and each request is
-logged as one JSON line on the ``taxi.serving`` logger.
+``body_timeout`` seconds (default 5) gives 408. Every response carries an ``X-Request-ID`` (the client's, else
+``new_request_id()``: time-ordered), and each request is logged as one JSON line on the ``taxi.serving`` logger.
 
 A batch costs what its trips cost, not the framework's overhead: the body is validated straight from its bytes,
 as ``TripRow`` objects (``Trip``'s rules in pydantic-core alone) when the compiled model answers; the compiled
@@ -43,11 +43,11 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, Protocol
@@ -124,6 +124,17 @@ class Worker(Protocol):
 class Health(BaseModel):
     status: str
     model_version: str
+
+
+def new_request_id() -> str:
+    """A new request id: 32 hex digits in UUIDv7's layout (RFC 9562: 48 bits of Unix milliseconds, then random
+    bits), so ids sort by the time they were made. A store that indexes request ids (level 4's prediction log)
+    then adds each new one at the end of its index instead of anywhere in it: with random (UUIDv4) ids, SQLite's
+    insert cost twice as much processor time at 200k logged requests, and kept growing with the table."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 random bits: 12 for rand_a, 62 for rand_b, 6 unused
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
+    return f"{value:032x}"
 
 
 def _problem(status: int, errors: list[dict[str, Any]], request_id: str) -> JSONResponse:
@@ -243,7 +254,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
