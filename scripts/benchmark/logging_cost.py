@@ -28,7 +28,7 @@ KINDS = (("single rows, c=8", 1, 8), ("1000-row batches", 1000, 1))  # what is m
 class Rounds:
     """How long the interleaved measurement takes: ``rounds`` x both services x both kinds x ``seconds``."""
 
-    rounds: int = 5
+    rounds: int = 7
     seconds: float = 4.0
     warmup_seconds: float = 2.0
 
