@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from taxi.generator import generate_month
 from taxi.model import build_trip_pipeline, prepare_trips
+from taxi.registry_serving import holder_for
 from taxi.registry_watch import alias_resolver, registry_holder
 from taxi.serving import create_app
 from taxi.tracking import log_trip_model
@@ -73,3 +74,22 @@ def test_moving_the_champion_alias_swaps_the_served_version(client, monkeypatch)
     holder._resolve = alias_resolver(NAME, client=client)  # back, and the challenger alias removed
     client.delete_registered_model_alias(NAME, "challenger")
     assert holder.poll() is True and holder.current.challenger is None
+
+
+def test_a_service_told_to_wait_starts_without_a_champion_and_serves_the_first_one(client, tmp_path):
+    client.delete_registered_model_alias(NAME, "champion")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(LookupError, match="no champion"):
+        holder_for(uri, NAME)  # by default, no champion is an error at start
+
+    holder = holder_for(uri, NAME, wait_for_champion=True)
+    assert holder.current is None
+    http = TestClient(create_app(holder))
+    waiting = http.get("/health")
+    assert waiting.status_code == 503 and "no champion" in waiting.json()["detail"]
+    assert http.post("/predict", json=GOOD).status_code == 503
+
+    client.set_registered_model_alias(NAME, "champion", "2")
+    assert holder.poll() is True  # what the poller thread does every poll_interval
+    assert http.get("/health").status_code == 200
+    assert http.post("/predict", json=GOOD).json()["model_version"] == "2"

@@ -3,7 +3,8 @@ the whole loop, month by month, in accelerated time.
 
 1. the first champion: ``dvc repro`` trains on the feed's first months, level 3's release certifies it on the
    frozen holdout month, smoke-tests it in staging and promotes it;
-2. the service starts (``level4 serve``: @champion + @challenger, hot swap, every prediction logged);
+2. the service (``level4 serve``: @champion + @challenger, hot swap, every prediction logged), started with
+   step 1 and waiting for a champion (``LEVEL4_WAIT_FOR_CHAMPION``), serves the first one;
 3. each month: the month's trips over HTTP (a generated month of the scenario), their true durations back at
    ``POST /feedback``, then the ``watch`` flow: monitoring (Evidently), the policy (policy.yaml), and whatever
    it decides: an alert, a quarantine, a retraining that goes through certification and a canary on the
@@ -30,13 +31,12 @@ from mlflow import MlflowClient
 from level4 import timeline
 from level4.release import first_release, project_settings
 from level4.traffic import Traffic, post_feedback, send_month
-from taxi.deployment.background import in_background
 from taxi.deployment.certify import frozen_holdout
 from taxi.deployment.params import apply_params
 from taxi.months import month_range
 from taxi.pipeline import tools
 from taxi.pipeline.common import load_params
-from taxi.service_process import ServiceStartError, service_process
+from taxi.service_process import ServiceStartError, started_service
 
 if TYPE_CHECKING:
     from taxi.pipeline.prefect_server import StartingPrefectServer
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 SCENARIOS = ("drift", "stationary", "data_quality")
 FIRST_MONTH, TRAINING_MONTHS = "2024-01", 2  # the first champion's feed
 REPLAY_FROM, REPLAY_MONTHS = "2024-03", 10  # the months of live traffic: March to December
+SERVICE_START_SECONDS = 120.0  # after the first release, until the service answers with its champion
 
 
 class ReplayError(RuntimeError):
@@ -118,29 +119,30 @@ def run_replay(
         apply_params(settings.params_file, {"ingest.scenario": scenario, "ingest.first_month": FIRST_MONTH,
                                             "ingest.months": TRAINING_MONTHS, "ingest.exclude_months": []})  # fmt: skip
         feed = month_range(FIRST_MONTH, TRAINING_MONTHS)
-        step(echo, f"1/4 the first champion: dvc repro on {feed[0]}..{feed[-1]} of the feed, certified, "
-                   "smoke-tested, promoted")  # fmt: skip
-        frozen_holdout(load_params(settings.params_file)["holdout"], settings.holdout_dir)  # while Prefect starts
-        if prefect is not None:
-            prefect.wait()
-            echo(f"(Prefect: a local server for this run, started in the background {prefect.waited:.0f} s ago, "
-                 f"answers on {prefect.ui_url}: its UI shows the flow runs)")  # fmt: skip
-        record = first_release(project)
-        if record["decision"] != "promoted":
-            raise ReplayError(f"the first model was not released: {record['decision']}: {record['reason']}")
-        echo(f"@champion -> v{record['version']} ({record['reason']})")
-
-        step(echo, f"2/4 the service on 127.0.0.1:{port}: @champion, every prediction logged")
+        # The service starts now and waits for its first champion while it is trained (LEVEL4_WAIT_FOR_CHAMPION).
         env = {**tools.tool_env(), "LEVEL4_ADMIN_TOKEN": token, "LEVEL4_FEEDBACK_TOKEN": feedback_token,
-               "LEVEL4_POLL_INTERVAL": "1"}  # fmt: skip
+               "LEVEL4_POLL_INTERVAL": "1", "LEVEL4_WAIT_FOR_CHAMPION": "true"}  # fmt: skip
         command = [tools.tool("level4"), "serve", "--port", str(port)]
         rows: list[timeline.Month] = []
-        log_path = project / "build" / "serve.log"
-        with in_background(service_process(command, port, log_path=log_path, env=env, cwd=project)) as starting:
-            from level4.flows import watch  # Evidently and the monitoring flows: imported while the service starts
+        with started_service(command, port, log_path=project / "build" / "serve.log", env=env, cwd=project) as service:
+            step(echo, f"1/4 the first champion: dvc repro on {feed[0]}..{feed[-1]} of the feed, certified, "
+                       "smoke-tested, promoted")  # fmt: skip
+            frozen_holdout(load_params(settings.params_file)["holdout"], settings.holdout_dir)  # while Prefect starts
+            from level4.flows import watch  # Evidently and the monitoring flows: imported while Prefect starts too
 
-            url = starting.result()
-            echo(f"serving at {url} (log: build/serve.log); the {scenario} scenario's months follow")
+            if prefect is not None:
+                prefect.wait()
+                echo(f"(Prefect: a local server for this run, started in the background {prefect.waited:.0f} s ago, "
+                     f"answers on {prefect.ui_url}: its UI shows the flow runs)")  # fmt: skip
+            record = first_release(project)
+            if record["decision"] != "promoted":
+                raise ReplayError(f"the first model was not released: {record['decision']}: {record['reason']}")
+            echo(f"@champion -> v{record['version']} ({record['reason']})")
+
+            step(echo, f"2/4 the service on 127.0.0.1:{port}: @champion, every prediction logged")
+            url = service.wait_healthy(timeout=SERVICE_START_SECONDS)
+            echo(f"serving at {url} (log: build/serve.log; started with step 1, it loaded the champion as soon as "
+                 f"there was one); the {scenario} scenario's months follow")  # fmt: skip
             step(echo, f"3/4 {len(months)} months of live traffic ({trips} trips each), feedback, watch")
             for number, month in enumerate(months):
                 traffic = send_month(url, month, scenario, seed=1000 + number, rows=trips)

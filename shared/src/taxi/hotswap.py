@@ -316,7 +316,10 @@ class ModelHolder:
         """Record a failed poll, and log it unless ``quiet`` (the error is raised to a caller that reports it)."""
         error = f"{what}: {type(exc).__name__}: {exc}".replace("\n", " ")[:MAX_ERROR_CHARS]
         if not quiet and (error != self._status.last_error or self._status.last_poll_ok is not False):
-            log.warning("model reload failed: %s; still serving %s", error, _versions_text(self._current))
+            if self._current is None:  # a service told to wait for its first champion (wait_for_champion)
+                log.warning("no model to serve yet: %s; polling again", error)
+            else:
+                log.warning("model reload failed: %s; still serving %s", error, _versions_text(self._current))
         failures = dict(self._status.failures)
         failures[stage] += 1
         self._status = replace(

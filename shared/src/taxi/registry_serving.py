@@ -52,10 +52,12 @@ def holder_for(
     poll_interval: float | None = None,
     champion_alias: str = "champion",
     challenger: bool = True,
+    wait_for_champion: bool = False,
 ) -> ModelHolder:
     """A holder serving ``model_name@champion_alias`` (and ``@challenger`` unless ``challenger`` is False), loaded
     now: no such alias (``LookupError``), an unreachable registry (``taxi.tracking.RegistryUnreachable``) or a
-    refused model artifact (``taxi.tracking.ModelArtifactError``) raises."""
+    refused model artifact (``taxi.tracking.ModelArtifactError``) raises. With ``wait_for_champion`` nothing is
+    raised: the holder may start empty (the service answers 503 saying why) and its polls load the champion."""
     limit_remote_retries(tracking_uri)
     quiet_artifact_downloads()
     mlflow.set_tracking_uri(tracking_uri)
@@ -66,13 +68,13 @@ def holder_for(
         champion_alias=champion_alias,
         challenger_alias="challenger" if challenger else None,
     )
-    holder.poll(raise_on_error=True)
+    holder.poll(raise_on_error=not wait_for_champion)
     return holder
 
 
 def settings_holder(settings: Any, *, champion_alias: str = "champion", challenger: bool = True) -> ModelHolder:
     """``holder_for`` with a service level's settings (``taxi.service_settings.HotSwapServiceFields``: registry,
-    model name, challenger share, poll interval)."""
+    model name, challenger share, poll interval, whether to wait for a champion)."""
     return holder_for(
         settings.tracking_uri,
         settings.model_name,
@@ -80,6 +82,7 @@ def settings_holder(settings: Any, *, champion_alias: str = "champion", challeng
         poll_interval=settings.poll_interval,
         champion_alias=champion_alias,
         challenger=challenger,
+        wait_for_champion=settings.wait_for_champion,
     )
 
 

@@ -32,6 +32,11 @@ class HotSwapServiceFields(BaseModel):
         SecretStr(""), description="bearer token of POST /admin/reload; empty = admin endpoints disabled"
     )
     challenger_share: float = Field(0.2, ge=0, le=1, description="share of traffic the challenger answers")
+    wait_for_champion: bool = Field(
+        False,
+        description="start even when the registry has no champion yet (or cannot be reached): 503 with the reason "
+        "until a poll loads one; false: that is an error at start",
+    )
     max_batch: int = Field(DEFAULT_MAX_BATCH, ge=1, description="largest batch POST /predict accepts (413 above)")
     max_body_bytes: int | None = Field(
         None,
