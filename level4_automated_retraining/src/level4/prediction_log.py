@@ -42,8 +42,8 @@ statements, not an ``executemany``: SQLite's driver lets go of the GIL around ev
 back from the busy request thread each time made the writer wait for it and the request thread hand it over
 (beside a busy thread, a batch of rows took ~2x the processor time and ~5x as long). The request ids the service
 makes are time-ordered (``taxi.serving.new_request_id``), so their index grows at its end. Measured on 2 cores
-(``make bench`` compares logging on and off, interleaved): a single-trip request's ~0.75 ms of service time
-grows by ~0.06 ms.
+(``make bench`` compares logging on and off, interleaved): a single-trip request's ~0.75 ms of the service's
+processor time grows by 0.08-0.16 ms, the writer's own work and its share of the GIL.
 
 **When the store fails** (unreachable, full, locked too long): the batch is tried once more after a pause, then
 dropped and counted (``dropped["store_error"]``), and the log says so (one line when the error starts or

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from taxi.smoke import SmokeTestFailed, port_in_use, stop_process, wait_until_healthy
 
@@ -68,19 +69,7 @@ def started_service(
 
 
 @contextmanager
-def service_process(
-    command: list[str],
-    port: int,
-    *,
-    log_path: Path,
-    env: Mapping[str, str] | None = None,
-    host: str = "127.0.0.1",
-    stop_timeout: float = 20.0,
-    cwd: Path | None = None,
-) -> Iterator[str]:
-    """Run ``command`` (a service listening on ``host:port``; in ``cwd``, default this process's) until the block
-    ends; yields its base URL once it answers /health."""
-    with started_service(
-        command, port, log_path=log_path, env=env, host=host, stop_timeout=stop_timeout, cwd=cwd
-    ) as service:
+def service_process(command: list[str], port: int, *, log_path: Path, **options: Any) -> Iterator[str]:
+    """``started_service`` (same arguments) until the block ends; yields the base URL once it answers /health."""
+    with started_service(command, port, log_path=log_path, **options) as service:
         yield service.wait_healthy()
