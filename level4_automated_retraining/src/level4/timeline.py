@@ -65,6 +65,11 @@ MARKS = {"alert": ("^", "tab:orange"), "retrain": ("o", "tab:blue"), "promoted":
          "rejected": ("X", "tab:red"), "rolled back": ("X", "tab:red"), "quarantine": ("s", "tab:purple")}  # fmt: skip
 
 
+def _marks(month: Month) -> list[str]:
+    """The events marked above a month's point: the policy's actions, then the release's outcome."""
+    return [*month.actions, *(k for k in ("promoted", "rejected", "rolled back") if k in month.outcome)]
+
+
 def plot(months: list[Month], path: Path, title: str) -> Path:
     import matplotlib
 
@@ -76,12 +81,12 @@ def plot(months: list[Month], path: Path, title: str) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, height_ratios=[3, 1.4])
     top.plot(x, rmse, "-o", color="black", label="RMSE of the served model (min)")
     finite = [r for r in rmse if r == r]
-    ceiling = (max(finite) if finite else 1) * 1.25
+    stacked = max((len(_marks(m)) for m in months), default=0)
+    ceiling = (max(finite) if finite else 1) * (1.25 + 0.1 * stacked)  # room for a month's markers below its label
     top.set_ylim(0, ceiling)
     seen: set[str] = set()
     for i, m in enumerate(months):
-        kinds = [*m.actions, *(k for k in ("promoted", "rejected", "rolled back") if k in m.outcome)]
-        for offset, kind in enumerate(kinds):
+        for offset, kind in enumerate(_marks(m)):
             marker, color = MARKS[kind]
             y = (rmse[i] if rmse[i] == rmse[i] else ceiling / 2) + ceiling * (0.06 + 0.07 * offset)
             top.scatter(i, y, marker=marker, color=color, s=90, zorder=3, label=None if kind in seen else kind)
