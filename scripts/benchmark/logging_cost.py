@@ -1,5 +1,6 @@
 """What prediction logging costs level 4's service, measured interleaved: both services up at once (logging on
-and off, the same model), loaded in turn, round after round, in alternating order; the medians are compared.
+and off, the same model), loaded in turn, round after round, in alternating order; the cost is the median of the
+rounds' on/off (``report.LoggingCost.cost``).
 
 One run of each service, one after the other, cannot judge a 10 % goal on a shared 2-core machine: the same
 service measured twice in a row differs by that much (issue 12's notes: 1 % one evening, 21 % the next). Here
@@ -18,10 +19,11 @@ from pathlib import Path
 
 from benchmark import servers
 from benchmark.load import run_load
+from benchmark.measure import BATCH, SINGLE_TRIPS
 from benchmark.model import BenchModel
-from benchmark.report import LoggingCost, LoggingRound
+from benchmark.report import LOGGING_KINDS, LoggingCost, LoggingRound
 
-KINDS = (("single rows, c=8", 1, 8), ("1000-row batches", 1000, 1))  # what is measured: rows a call, concurrency
+KINDS = tuple(zip(LOGGING_KINDS, (1, BATCH), (8, 1), strict=True))  # what is measured, rows a call, concurrency
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ def measure_logging_cost(
 ) -> LoggingCost:
     """Start ``on`` and ``off``, then load them in turn (see module doc); stop both."""
     bodies = {
-        1: [servers.encode_trips([p]) for p in model.payloads[:200]],
-        1000: [servers.encode_trips(model.payloads[:1000])],
+        1: [servers.encode_trips([p]) for p in model.payloads[:SINGLE_TRIPS]],
+        BATCH: [servers.encode_trips(model.payloads[:BATCH])],
     }
     result = LoggingCost(rounds=plan.rounds, seconds=plan.seconds)
     try:

@@ -293,16 +293,23 @@ def _logging_goals(results: Sequence[PathResult]) -> list[Goal]:
     return goals
 
 
+LOGGING_KINDS = ("single rows, c=8", "1000-row batches")  # the loads of the interleaved logging measurement
+
+
+def _unit(what: str) -> str:
+    return "req/s" if what == LOGGING_KINDS[0] else "rows/s"
+
+
 def _interleaved_logging_goals(run: LoggingCost) -> list[Goal]:
     """The same goals judged on the medians of the interleaved rounds (``benchmark.logging_cost``)."""
     goals = []
-    for what in ("single rows, c=8", "1000-row batches"):
+    for what in LOGGING_KINDS:
         goal = f"prediction logging costs ≤ {LOGGING_COST:.0%} of throughput ({what})"
         cost = run.cost(what)
         if cost is None:
             goals.append(Goal(goal, "level 4 service", run.note or "not measured", None))
             continue
-        unit = "req/s" if what.startswith("single") else "rows/s"
+        unit = _unit(what)
         on, off = run.median(what, True), run.median(what, False)
         measured = (
             f"{cost:.1%} lower (median of {run.rounds} interleaved rounds); {fmt_rate(on)} on, {fmt_rate(off)} off "
@@ -316,7 +323,7 @@ def logging_rows(run: LoggingCost) -> list[list[str]]:
     """Per kind of load: median throughput off and on, the cost, the service's processor time per call."""
     rows = []
     for what in run.kinds():
-        unit = "req/s" if what.startswith("single") else "rows/s"
+        unit = _unit(what)
         cpu = [run.median(what, logs, "cpu_ms") for logs in (False, True)]
         cost = run.cost(what)
         rows.append([
