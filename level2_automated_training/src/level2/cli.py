@@ -38,12 +38,15 @@ def _client():
 
 @app.command()
 def repro(push: Annotated[bool, typer.Option(help="dvc push afterwards")] = True) -> None:
-    """`dvc repro` (only the stages whose deps or params changed), then `dvc push` to the DVC remote."""
+    """`dvc repro` (only the stages whose deps or params changed), then `dvc push` to the DVC remote. The stages run
+    in a warm process's children (taxi.warm_stages: their imports done once, while DVC starts)."""
     from taxi.pipeline import tools
+    from taxi.warm_stages import warm_process
 
     before = _registered()
     try:
-        tools.repro(push=push, echo=typer.echo)
+        with warm_process("level2.cli:app"):
+            tools.repro(push=push, echo=typer.echo)
     except tools.ToolError as exc:
         fail(str(exc))
     after = _registered()

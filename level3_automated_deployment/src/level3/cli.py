@@ -209,11 +209,16 @@ def demo(
     import os
 
     from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server, without_heartbeats
+    from taxi.warm_stages import warm_process
 
     settings = settings_or_fail(load_settings)
-    # Prefect's server first, in the background: its start-up overlaps the imports below and the story's set-up
+    # Prefect's server first, in the background: its start-up overlaps the imports below and the story's set-up;
+    # and a warm process for the stages of the three `dvc repro` runs (their imports done once: taxi.warm_stages)
     try:
-        with background_prefect_server(Path(os.environ.get("PREFECT_HOME") or ".prefect")) as prefect:
+        with (
+            background_prefect_server(Path(os.environ.get("PREFECT_HOME") or ".prefect")) as prefect,
+            warm_process("level3.cli:app"),
+        ):
             import taxi.tracking  # noqa: F401  (first: it imports skops before MLflow, seconds faster than after)
             from level3.demo import DemoError, run_demo
 

@@ -161,11 +161,16 @@ def replay(
     import os
 
     from taxi.pipeline.prefect_server import PrefectServerError, background_prefect_server, without_heartbeats
+    from taxi.warm_stages import PRELOAD, warm_process
 
     settings_or_fail(load_settings)
-    # Prefect's server first, in the background: its start-up overlaps the imports below and the replay's set-up
+    # Prefect's server first, in the background: its start-up overlaps the imports below and the replay's set-up;
+    # and a warm process for the stages of every `dvc repro` (their imports done once: taxi.warm_stages)
     try:
-        with background_prefect_server(Path(os.environ.get("PREFECT_HOME") or ".prefect")) as prefect:
+        with (
+            background_prefect_server(Path(os.environ.get("PREFECT_HOME") or ".prefect")) as prefect,
+            warm_process("level4.cli:app", [*PRELOAD, "level4.reference"]),
+        ):
             import taxi.tracking  # noqa: F401  (first: it imports skops before MLflow, seconds faster than after)
             from level4.policy import PolicyError
             from level4.replay import ReplayError, run_replay
