@@ -62,12 +62,14 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def command(app_dir: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, **kw):
-    """The level's console script, as DVC would start it: a new process running ``run_command``."""
-    script = "from taxi.warm_stages import run_command; run_command('warmapp:app')"
+def command(app_dir: Path, *args: str, name: str = "warmapp", env: dict[str, str] | None = None,
+            cwd: Path | None = None, **kw):  # fmt: skip
+    """The level's console script ``name``, as DVC would start it: a new process running ``run_command``."""
+    script = app_dir / name
+    script.write_text("from taxi.warm_stages import run_command\nrun_command('warmapp:app')\n")
     environment = {**os.environ, "PYTHONPATH": str(app_dir), **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-c", script, *args], cwd=cwd or app_dir, env=environment, text=True,
+        [sys.executable, str(script), *args], cwd=cwd or app_dir, env=environment, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw,
     )  # fmt: skip
 
@@ -105,6 +107,9 @@ def test_a_stage_runs_in_a_forked_child_as_it_would_cold(app_dir: Path, tmp_path
 
         status, out, _ = run(app_dir, "other")  # not a stage command: run here, never handed over
         assert status == 0 and "other: pid" in out
+
+        status, out, _ = run(app_dir, "stage", "echo", "x", name="otherlevel")  # another command: run here
+        assert status == 0 and "imported_here=True" in out
     assert ENV not in os.environ and not path.exists()
 
     # the warm process is gone: the command runs the stage itself

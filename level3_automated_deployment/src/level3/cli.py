@@ -66,20 +66,27 @@ def cd(
     ] = None,
 ) -> None:
     """Run the CD flow: train + register (or --version) -> certify -> staging smoke test -> canary -> champion."""
-    from level3.flows import cd_pipeline
-    from taxi.certification import GateConfigError
-    from taxi.deployment import DeploymentError
-    from taxi.pipeline.prefect_server import without_heartbeats
-    from taxi.pipeline.tools import ToolError
-    from taxi.tracking import RegistryError
+    from contextlib import ExitStack
+
+    from taxi.warm_stages import warm_process
 
     settings_or_fail(load_settings)
-    try:
-        with without_heartbeats():
-            record = cd_pipeline(project_dir=".", version=version, params=_parse_overrides(set_ or []),
-                                 service_url=service_url, via="level3 cd")  # fmt: skip
-    except (DeploymentError, ToolError, RegistryError, GateConfigError) as exc:
-        fail(f"cd: {exc}")
+    with ExitStack() as stack:
+        if version is None:  # a training: its stages run in a warm process's children, importing while this does
+            stack.enter_context(warm_process("level3.cli:app"))
+        from level3.flows import cd_pipeline
+        from taxi.certification import GateConfigError
+        from taxi.deployment import DeploymentError
+        from taxi.pipeline.prefect_server import without_heartbeats
+        from taxi.pipeline.tools import ToolError
+        from taxi.tracking import RegistryError
+
+        try:
+            with without_heartbeats():
+                record = cd_pipeline(project_dir=".", version=version, params=_parse_overrides(set_ or []),
+                                     service_url=service_url, via="level3 cd")  # fmt: skip
+        except (DeploymentError, ToolError, RegistryError, GateConfigError) as exc:
+            fail(f"cd: {exc}")
     typer.echo(json.dumps({k: v for k, v in record.items() if k != "canary"}, indent=2))
 
 

@@ -15,7 +15,8 @@ error; the command exits with the child's exit status, and passes Ctrl-C (SIGINT
 DVC sees the same command, output and exit status as without: the stage runs in a process of its own, as
 before, with its imports done. A command that finds the warm process still importing waits for it (its imports
 end sooner than the stage's own would); when nothing answers (no warm process, stopped, killed, or it failed to
-import), the command runs the stage itself, as it always did. Every other command runs as usual.
+import), the command runs the stage itself, as it always did. Every other command runs as usual, and so does
+another level's stage command (the warm process of ``level3.cli:app`` serves `level3` only).
 
 The warm process only imports: it starts no thread, opens no database connection and runs no numerical code
 before it forks, so a child inherits nothing it could share by mistake. Linux only (``SUPPORTED``): on macOS,
@@ -223,6 +224,7 @@ def serve(app: str, path: Path, preload: Sequence[str] = PRELOAD) -> int:
     Returns only in a forked child, with the stage's exit status (``main`` exits with it)."""
     atexit.register(_report_exit)  # registered first, so it runs last: after the stage's own exit handlers
     command = _load(app)
+    command_name = app.partition(".")[0].partition(":")[0]  # "level3.cli:app" serves the `level3` command only
     for module in preload:
         importlib.import_module(module)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -238,6 +240,12 @@ def serve(app: str, path: Path, preload: Sequence[str] = PRELOAD) -> int:
             request, fds = _receive_request(connection)
         except (OSError, ValueError) as exc:
             print(f"warm: a request that could not be read: {exc}", flush=True)
+            connection.close()
+            continue
+        if Path(request["argv"][0]).name != command_name:  # another level's command: it runs cold, never here
+            print(f"warm: not {command_name}'s command, refused: {request['argv'][0]}", flush=True)
+            for fd in fds:
+                os.close(fd)
             connection.close()
             continue
         sys.stdout.flush()
