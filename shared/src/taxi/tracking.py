@@ -174,14 +174,25 @@ def log_trip_model(
     with warnings.catch_warnings():  # the hint about integer columns and missing values: ids are never missing
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, np.asarray(pipeline.predict(example), dtype="float64"))
-    return mlflow.sklearn.log_model(
-        pipeline,
-        name=name,
-        signature=signature,
-        input_example=example,
-        skops_trusted_types=trusted_types(pipeline, file=saved),
-        **kwargs,
-    )
+    environment_log = logging.getLogger("mlflow.utils.environment")
+    environment_log.addFilter(_without_pip_version_warning)
+    try:
+        return mlflow.sklearn.log_model(
+            pipeline,
+            name=name,
+            signature=signature,
+            input_example=example,
+            skops_trusted_types=trusted_types(pipeline, file=saved),
+            **kwargs,
+        )
+    finally:
+        environment_log.removeFilter(_without_pip_version_warning)
+
+
+def _without_pip_version_warning(record: logging.LogRecord) -> bool:
+    """uv's environments have no pip, so MLflow lists pip in the model's conda.yaml without a version and says so
+    as a WARNING in every training's output. Nothing of ours uses conda.yaml (requirements.txt has the pins)."""
+    return "Failed to resolve installed pip version" not in record.getMessage()
 
 
 def client_for(tracking_uri: str) -> MlflowClient:
