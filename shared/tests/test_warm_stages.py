@@ -138,7 +138,9 @@ def test_signals_reach_the_stage_and_a_killed_stage_fails_the_command(app_dir: P
         assert run(app_dir, "stage", "echo", "after")[0] == 0  # the warm process serves the next one
 
 
-def test_a_command_waits_for_a_warm_process_still_importing_not_for_a_dead_one(app_dir: Path) -> None:
+def test_a_command_waits_for_a_warm_process_still_importing_not_for_a_dead_one(
+    app_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (app_dir / "slowimport.py").write_text("import time\ntime.sleep(3)\n")
     with warm_process("warmapp:app", preload=["slowimport"]) as path:
         assert path is not None and not path.exists()  # still importing
@@ -149,6 +151,8 @@ def test_a_command_waits_for_a_warm_process_still_importing_not_for_a_dead_one(a
         status, out, _ = run(app_dir, "stage", "echo", "cold")
         assert status == 0 and "imported_here=True" in out  # the warm process died importing: run here
         assert time.monotonic() - began < warm_stages.START_WAIT_SECONDS
+    said = capsys.readouterr().err  # and why it is not there, once it is stopped
+    assert "warm process ended early (exit 1)" in said and "No module named 'no_such_module'" in said
 
 
 def test_without_a_warm_process_nothing_is_handed_over(tmp_path: Path) -> None:

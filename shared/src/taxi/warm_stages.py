@@ -2,8 +2,8 @@
 
 `dvc repro` starts every stage as a new process (`level3 stage train ...`), and on 2 cores most of a stage's time
 is Python importing what it needs anew: MLflow, scikit-learn, skops and MLflow's SQL store are ~8 s of train's
-~11 s, ~7 s of evaluate's ~10 s, ~4 s of register's ~5 s; three times for a run that trains three candidates. A
-long command that runs `dvc repro` several times (level 3's story, level 4's replay) starts a warm process first:
+~11 s, ~7 s of evaluate's ~10 s, ~4 s of register's ~5 s, for every candidate trained. A command that runs
+`dvc repro` (`level2 repro`, `level3 cd`, level 3's story, level 4's replay) starts a warm process first:
 
     with warm_process("level3.cli:app"):   # TAXI_WARM_STAGES names its socket, for the dvc processes started inside
         ...  tools.repro()  ...
@@ -63,18 +63,13 @@ _HEADER = struct.Struct("<I")  # a request's length
 _STATUS = struct.Struct("<q")  # the child's pid, then its exit status
 
 
-class WarmStagesError(RuntimeError):
-    """The warm process did not start (its log's last lines say why)."""
-
-
 # ---- the console script's side ----
 
 
-def run_command(app: str, argv: Sequence[str] | None = None) -> None:
+def run_command(app: str) -> None:
     """A level's console script (``levelN = "levelN.__main__:main"``): `levelN stage ...` goes to the warm
     process when one answers at TAXI_WARM_STAGES; anything else imports ``app`` ("level3.cli:app") and runs it."""
-    argv = list(sys.argv if argv is None else argv)
-    if (status := forwarded(argv)) is not None:
+    if (status := forwarded(sys.argv)) is not None:
         raise SystemExit(status)
     _load(app)()
 
@@ -183,7 +178,8 @@ def warm_process(app: str, preload: Sequence[str] = PRELOAD) -> Iterator[Path | 
     """Start a warm process for ``app``'s stages in the background (it imports ``app`` and ``preload``: the shared
     stages' modules, and a level's own) and point TAXI_WARM_STAGES at it while the block runs (in this process's
     environment: every dvc started inside inherits it); stop it after. Stage commands run before it is ready run
-    cold. Yields the socket's path (None where unsupported)."""
+    cold; if it ends early (it could not import ``app``), the stages run cold and its last line is printed to
+    stderr at the end. Yields the socket's path (None where unsupported)."""
     if not SUPPORTED:
         yield None
         return
@@ -207,6 +203,10 @@ def warm_process(app: str, preload: Sequence[str] = PRELOAD) -> Iterator[Path | 
             os.environ.pop(ENV, None)
         else:
             os.environ[ENV] = previous
+        if (ended := process.poll()) is not None:  # before its time: say why, or nobody would know
+            lines = log_path.read_text(errors="replace").strip().splitlines() or ["no output"]
+            print(f"warm stages: the warm process ended early (exit {ended}): {lines[-1][:300]}; the stages ran as "
+                  "new processes", file=sys.stderr)  # fmt: skip
         process.terminate()
         try:
             process.wait(10)
