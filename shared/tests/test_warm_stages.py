@@ -117,7 +117,7 @@ def test_a_stage_runs_in_a_forked_child_as_it_would_cold(app_dir: Path, tmp_path
     assert status == 0 and "imported_here=True" in out
 
 
-def test_signals_reach_the_stage_and_a_killed_stage_fails_the_command(app_dir: Path, tmp_path: Path) -> None:
+def test_signals_and_kills_reach_the_stage_and_back(app_dir: Path, tmp_path: Path) -> None:
     with warm_process("warmapp:app", preload=["json"]) as path:
         assert path is not None
         ready(path)
@@ -134,6 +134,16 @@ def test_signals_reach_the_stage_and_a_killed_stage_fails_the_command(app_dir: P
         os.kill(_pid_in(marker), signal.SIGKILL)  # the stage's process killed: the command fails, saying so
         _, err = waiting.communicate(timeout=30)
         assert waiting.returncode == 1 and "ended without an exit status" in err
+
+        marker.unlink()
+        waiting = command(app_dir, "stage", "wait", str(marker))
+        stage = _pid_in(marker)
+        waiting.kill()  # the command killed (kill -9, or its process group): its stage ends too, as it would cold
+        waiting.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while _running(stage):
+            assert time.monotonic() < deadline, "the stage outlived its command"
+            time.sleep(0.05)
 
         assert run(app_dir, "stage", "echo", "after")[0] == 0  # the warm process serves the next one
 
@@ -164,6 +174,14 @@ def test_without_a_warm_process_nothing_is_handed_over(tmp_path: Path) -> None:
         assert forwarded(["level3", "cd"]) is None  # not a stage command
     finally:
         os.environ.pop(ENV, None)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def _pid_in(marker: Path, timeout: float = 30) -> int:

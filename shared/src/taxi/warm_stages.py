@@ -11,7 +11,9 @@ is Python importing what it needs anew: MLflow, scikit-learn, skops and MLflow's
 It imports the level's CLI and the stages' modules, then waits on a Unix socket. The level's console script
 (``run_command``) hands `levelN stage ...` to it when TAXI_WARM_STAGES is set: the warm process forks, and the
 child runs the stage with the command's arguments, working directory, environment, standard input, output and
-error; the command exits with the child's exit status, and passes Ctrl-C (SIGINT, SIGTERM, SIGHUP) on to it.
+error; the command exits with the child's exit status, and passes Ctrl-C (SIGINT, SIGTERM, SIGHUP) on to it;
+killed outright (SIGKILL, say with its process group), it takes the stage with it (the child kills itself when
+the command's end of the socket closes).
 DVC sees the same command, output and exit status as without: the stage runs in a process of its own, as
 before, with its imports done. A command that finds the warm process still importing waits for it (its imports
 end sooner than the stage's own would); when nothing answers (no warm process, stopped, killed, or it failed to
@@ -296,6 +298,9 @@ def _run_child(command: Any, request: dict[str, Any], fds: list[int], connection
     sys.argv = list(request["argv"])
     _child_status["connection"] = connection
     connection.sendall(_STATUS.pack(os.getpid()))
+    import threading
+
+    threading.Thread(target=_end_with_the_command, args=(connection,), name="warm-stage-watch", daemon=True).start()
     try:
         command(args=sys.argv[1:], prog_name=Path(sys.argv[0]).name)
         status = 0
@@ -310,6 +315,15 @@ def _run_child(command: Any, request: dict[str, Any], fds: list[int], connection
         status = 1
     _child_status["status"] = status
     return status
+
+
+def _end_with_the_command(connection: socket.socket) -> None:
+    """In the child: the command sends nothing after its request, so the end of the connection means it is gone
+    (killed with its process group, say): the stage is killed too, as it would have been in the command's place."""
+    with contextlib.suppress(OSError):
+        while connection.recv(64):
+            pass
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _report_exit() -> None:
