@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -104,6 +105,13 @@ def test_a_stage_runs_in_a_forked_child_as_it_would_cold(app_dir: Path, tmp_path
 
         status, _, err = run(app_dir, "stage", "boom")  # an uncaught exception: its traceback, status 1
         assert status == 1 and "RuntimeError: a stage that fails" in err
+
+        for junk in (b"not a request", b"\x05\x00\x00\x00{bad}"):  # what is not a request is refused, not fatal
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+                raw.connect(str(path))
+                raw.sendall(junk)
+                assert raw.recv(8) == b""
+        assert run(app_dir, "stage", "echo", "still")[0] == 0
 
         status, out, _ = run(app_dir, "other")  # not a stage command: run here, never handed over
         assert status == 0 and "other: pid" in out

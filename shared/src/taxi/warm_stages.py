@@ -262,21 +262,29 @@ def serve(app: str, path: Path, preload: Sequence[str] = PRELOAD) -> int:
 
 
 def _receive_request(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The command's request (argv, cwd, env) and its stdin, stdout and stderr; ValueError (the descriptors closed)
+    for anything else."""
     message, fds, _flags, _address = socket.recv_fds(connection, 1 << 20, 3)
-    if len(fds) != 3:
+    try:
+        if len(fds) != 3 or len(message) < _HEADER.size:
+            raise ValueError("expected a request with the command's stdin, stdout and stderr")
+        size = _HEADER.unpack_from(message)[0]
+        body = message[_HEADER.size :]
+        while len(body) < size:
+            if not (chunk := connection.recv(size - len(body))):
+                raise ValueError("the request was cut short")
+            body += chunk
+        request = json.loads(body)
+        if not (
+            isinstance(request, dict) and isinstance(request.get("argv"), list) and request["argv"]
+            and isinstance(request.get("cwd"), str) and isinstance(request.get("env"), dict)
+        ):  # fmt: skip
+            raise ValueError("a request needs argv, cwd and env")
+    except (ValueError, OSError):
         for fd in fds:
             os.close(fd)
-        raise ValueError("expected the command's stdin, stdout and stderr")
-    if len(message) < _HEADER.size:
-        raise ValueError("no request")
-    size = _HEADER.unpack_from(message)[0]
-    body = message[_HEADER.size :]
-    while len(body) < size:
-        chunk = connection.recv(size - len(body))
-        if not chunk:
-            raise ValueError("the request was cut short")
-        body += chunk
-    return json.loads(body), fds
+        raise
+    return request, fds
 
 
 _child_status: dict[str, Any] = {}  # in a forked child: its connection and exit status, for _report_exit
