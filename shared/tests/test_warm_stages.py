@@ -67,7 +67,7 @@ def command(app_dir: Path, *args: str, name: str = "warmapp", env: dict[str, str
             cwd: Path | None = None, **kw):  # fmt: skip
     """The level's console script ``name``, as DVC would start it: a new process running ``run_command``."""
     script = app_dir / name
-    script.write_text("from taxi.warm_stages import run_command\nrun_command('warmapp:app')\n")
+    script.write_text("import sys\nfrom taxi.warm_stages import run_command\nsys.exit(run_command('warmapp:app'))\n")
     environment = {**os.environ, "PYTHONPATH": str(app_dir), **(env or {})}
     return subprocess.Popen(
         [sys.executable, str(script), *args], cwd=cwd or app_dir, env=environment, text=True,

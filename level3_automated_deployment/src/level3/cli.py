@@ -66,14 +66,13 @@ def cd(
     ] = None,
 ) -> None:
     """Run the CD flow: train + register (or --version) -> certify -> staging smoke test -> canary -> champion."""
-    from contextlib import ExitStack
+    from contextlib import nullcontext
 
     from taxi.warm_stages import warm_process
 
     settings_or_fail(load_settings)
-    with ExitStack() as stack:
-        if version is None:  # a training: its stages run in a warm process's children, importing while this does
-            stack.enter_context(warm_process("level3.cli:app"))
+    # a training: its stages run in a warm process's children, which imports while this process does
+    with warm_process("level3.cli:app") if version is None else nullcontext():
         from level3.flows import cd_pipeline
         from taxi.certification import GateConfigError
         from taxi.deployment import DeploymentError

@@ -68,12 +68,13 @@ _STATUS = struct.Struct("<q")  # the child's pid, then its exit status
 # ---- the console script's side ----
 
 
-def run_command(app: str) -> None:
-    """A level's console script (``levelN = "levelN.__main__:main"``): `levelN stage ...` goes to the warm
-    process when one answers at TAXI_WARM_STAGES; anything else imports ``app`` ("level3.cli:app") and runs it."""
+def run_command(app: str) -> int | None:
+    """A level's console script (``levelN = "levelN.__main__:main"``, which exits with what this returns):
+    `levelN stage ...` goes to the warm process when one answers at TAXI_WARM_STAGES (its exit status is
+    returned); anything else imports ``app`` ("level3.cli:app") and runs it."""
     if (status := forwarded(sys.argv)) is not None:
-        raise SystemExit(status)
-    _load(app)()
+        return status
+    return _load(app)()
 
 
 def forwarded(argv: Sequence[str]) -> int | None:
@@ -89,15 +90,14 @@ def forwarded(argv: Sequence[str]) -> int | None:
         socket.send_fds(connection, [_HEADER.pack(len(request)) + request], [0, 1, 2])
         pid = _receive_number(connection)
     except OSError:
-        connection.close()
-        return None
+        pid = None
     if pid is None:  # it closed the connection without starting the stage: run it here
         connection.close()
         return None
     with connection, _passing_signals_to(pid):
         status = _receive_number(connection)
     if status is None:  # the child ended without saying how (killed by a signal): wait for it to be gone
-        while _alive(pid):
+        while _running(pid):
             time.sleep(0.05)
         print(f"{argv[0]}: the stage's process ({pid}) ended without an exit status (killed?)", file=sys.stderr)
         return 1
@@ -115,18 +115,25 @@ def _connect(path: str) -> socket.socket | None:
             return connection
         except OSError:
             connection.close()
-        if time.monotonic() > deadline or not _starting(Path(path)):
-            return None
+        if time.monotonic() > deadline or not _running(_pid_in(Path(path).with_suffix(".pid"))):
+            return None  # waited long enough, or it died while importing
         time.sleep(0.05)
 
 
-def _starting(path: Path) -> bool:
+def _pid_in(path: Path) -> int | None:
     try:
-        pid = int(path.with_suffix(".pid").read_text())
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _running(pid: int | None) -> bool:
+    """Whether process ``pid`` exists and has not ended (an ended child not yet waited for does not count)."""
+    try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, ValueError, IndexError):
+    except (OSError, IndexError):
         return False
-    return state not in ("Z", "X")  # a warm process that died while importing is not waited for
+    return pid is not None and state not in ("Z", "X")
 
 
 @contextlib.contextmanager
@@ -144,24 +151,10 @@ def _passing_signals_to(pid: int) -> Iterator[None]:
             signal.signal(kind, handler)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _receive_number(connection: socket.socket) -> int | None:
     data = b""
-    while len(data) < _STATUS.size:
-        try:
-            chunk = connection.recv(_STATUS.size - len(data))
-        except InterruptedError:
-            continue
-        if not chunk:
+    while len(data) < _STATUS.size:  # a signal handler's interruption is retried by Python itself (PEP 475)
+        if not (chunk := connection.recv(_STATUS.size - len(data))):
             return None
         data += chunk
     return _STATUS.unpack(data)[0]
