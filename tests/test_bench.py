@@ -209,7 +209,15 @@ def test_interleaved_logging_rounds_are_judged_on_their_medians():
     assert [g.ok for g in report.evaluate_goals([], None, worse) if "logging costs" in g.goal] == [False, True]
     failed = report.LoggingCost(rounds=5, seconds=4.0, note="failed: level 4 service did not start")
     assert {g.measured for g in report.evaluate_goals([], None, failed) if "logging" in g.goal} == {failed.note}
-    assert report.logging_rows(run)[0] == ["single rows, c=8", "1k req/s", "900 req/s", "10.0%", "0.800 → 0.889"]
+    assert report.logging_rows(run)[0] == ["single rows, c=8", "1k req/s", "900 req/s", "10.0%", "0.800 → 0.889", "—"]
+    assert run.spread("single rows, c=8") is None  # under four rounds
+    five = interleaved(single=((1000, 900), (1000, 950), (1000, 800), (1000, 1000), (1000, 850)))
+    for sample in five.samples:
+        if sample.logging:
+            object.__setattr__(sample, "writer_ms", 0.02)
+    assert five.cost("single rows, c=8") == pytest.approx(0.10)  # rounds: 10, 5, 20, 0, 15 %
+    assert five.spread("single rows, c=8") == pytest.approx((0.025, 0.175))
+    assert report.logging_rows(five)[0][3:] == ["10.0% (3% … 18%)", "0.800 → 0.889", "0.020"]
 
     machine = {"date": "d", "commit": "c", "cores": "2", "usable_cores": "2", "cpu": "x", "system": "Linux",
                "load_at_start": "0.1"}  # fmt: skip
@@ -236,7 +244,8 @@ def test_the_interleaved_measurement_loads_both_services_in_turn(tmp_path):
         "    return {'status': 'ok'}\n"
         "@app.get('/metrics')\n"
         "async def metrics():\n"
-        "    return PlainTextResponse('taxi_prediction_log_written_total 7.0\\ntaxi_prediction_log_queued 0.0\\n')\n"
+        "    return PlainTextResponse('taxi_prediction_log_written_total 7.0\\ntaxi_prediction_log_queued 0.0\\n'\n"
+        "                             'taxi_prediction_log_writer_cpu_seconds_total 0.5\\n')\n"
         "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')\n"
     )
     env = servers.base_env(Path(sys.prefix) / "bin", {})
@@ -261,6 +270,8 @@ def test_the_interleaved_measurement_loads_both_services_in_turn(tmp_path):
         ("1000-row batches", False),
     ]  # alternating order, round by round
     assert all(s.rows_per_s > 0 and s.cpu_ms is not None and s.cpu_ms >= 0 for s in run.samples)
+    assert {s.writer_ms for s in run.samples if not s.logging} == {None}  # read from the logging service only
+    assert all(s.writer_ms == 0 for s in run.samples if s.logging)  # its counter did not move
     assert run.logged["written"] == 7.0
     assert logging_cost.process_seconds(10**9) is None  # no such process
 

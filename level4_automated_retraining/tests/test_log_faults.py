@@ -155,5 +155,5 @@ def test_a_full_disk_costs_logged_predictions_never_answers(registry, disk, tmp_
     assert any("reachable again" in r.getMessage() for r in caplog.records)
     with store.engine.connect() as connection:  # what was written is all there, the store is sound
         assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-        trips = connection.execute(text("SELECT coalesce(sum(trips), 0) FROM prediction_requests")).scalar()
+        trips = connection.execute(text("SELECT coalesce(sum(trips), 0) FROM prediction_batches")).scalar()
         assert trips == stats.written

@@ -164,9 +164,9 @@ def test_services_starting_together_create_the_tables_once(postgres_url):
         list(pool.map(create, stores))  # without the advisory lock all but one fail on pg_type's unique index
     with stores[0].engine.connect() as connection:
         kinds = dict(connection.execute(text(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'prediction_requests'"
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'prediction_batches'"
         )).all())  # fmt: skip
-    assert kinds["first_pickup"] == kinds["logged_at"] == "timestamp without time zone"
+    assert kinds["first_pickup"] == kinds["first_answered"] == "timestamp without time zone"
     assert kinds["pickup_datetime"] == kinds["prediction"] == "bytea"  # the packed columns
 
 

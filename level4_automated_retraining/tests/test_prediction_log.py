@@ -18,12 +18,13 @@ import pytest
 from sqlalchemy import func, select
 
 from level4.prediction_log import (
+    BATCHES,
     REQUESTS,
     LoggedRequest,
     PredictionLog,
     PredictionStore,
-    _packed_row,
     _Pending,
+    pack,
     read_predictions,
 )
 from level4.service import create_app
@@ -73,6 +74,7 @@ def test_every_answered_trip_is_logged_with_its_version_and_variant(registry, tm
     assert {(row.variant, row.model_version) for row in logged} == {("champion", "1"), ("challenger", "2")}
     assert metric(text, "taxi_prediction_log_written_total") == len(logged)
     assert metric(text, "taxi_prediction_log_dropped_total") == 0
+    assert metric(text, "taxi_prediction_log_writer_cpu_seconds_total") > 0  # the writer's own processor time
 
 
 def test_an_unreachable_store_never_fails_a_prediction(registry, tmp_path, caplog):
@@ -153,16 +155,49 @@ def test_acknowledged_records_survive_kill_9(registry, tmp_path):
         server.terminate()  # a clean stop writes what is queued
         server.wait(30)
     with PredictionStore(f"sqlite:///{store}").engine.connect() as connection:
-        assert connection.execute(select(func.sum(REQUESTS.c.trips))).scalar() == 101  # trips, in 101 requests
+        assert connection.execute(select(func.sum(BATCHES.c.trips))).scalar() == 101  # trips
+        assert connection.execute(select(func.count()).select_from(REQUESTS)).scalar() == 21  # in 21 requests
 
 
 @pytest.mark.parametrize("passengers", [2, None])
 def test_a_single_trip_is_packed_as_a_batch_of_one_is(passengers):
-    """The writer packs a single trip straight from its object: the very row the columns path writes."""
+    """The writer gathers single trips straight from their objects: the very batch the columns path makes."""
     trip = Trip.model_validate({**SAMPLE_TRIP, "lpep_pickup_datetime": "2024-03-05T13:15:07.250000+00:00",
                                 "passenger_count": passengers})  # fmt: skip
     predictions = np.array([12.5])
     item = _Pending(1, "r1", time.time(), "3", "challenger", 1, [trip], None, predictions)
     columns = LoggedRequest("r1", item.logged_at, "3", "challenger", TripColumns.of([trip]), predictions)
-    for text_time in (True, False):
-        assert item.packed(text_time) == _packed_row(columns, text_time)
+    assert pack([item, item]) == pack([columns, columns])
+
+
+def test_a_batch_of_single_trips_and_lists_reads_back_in_order(tmp_path):
+    """Single trips and lists of trips, answered by two models, in one batch: each trip comes back as it was
+    logged, in its request and position."""
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}")
+    champion, challenger = LoadedModel(model=None, version="7"), LoadedModel(None, "8", variant="challenger")
+    log = PredictionLog(store)  # the writer starts once everything is queued: one batch
+    trips = [Trip.model_validate(t) for t in TRIPS[:12]]
+    sent = []  # (request id, model, trips, predictions)
+    for i, (start, end) in enumerate([(0, 1), (1, 4), (4, 5), (5, 6), (6, 11), (11, 12)]):
+        served = champion if i % 2 else challenger
+        predictions = np.arange(start, end, dtype=np.float64) + 0.5
+        columns = TripColumns.of(trips[start:end]) if end - start > 1 else None
+        log.record(f"req-{i}", served, trips[start:end], predictions, columns)
+        sent.append((f"req-{i}", served, trips[start:end], predictions))
+    log.start()
+    assert log.flush(timeout=30)
+    log.stop()
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(BATCHES)).scalar() == 1
+    logged = rows(store)
+    expected = [
+        (rid, row, s.version, s.variant, t, p)
+        for rid, s, ts, ps in sent
+        for row, (t, p) in enumerate(zip(ts, ps, strict=True))
+    ]
+    assert len(logged) == len(expected) == 12
+    for got, (request_id, row, version, variant, trip, prediction) in zip(logged, expected, strict=True):
+        assert (got.request_id, got.row, got.model_version, got.variant) == (request_id, row, version, variant)
+        assert (got.PULocationID, got.DOLocationID) == (trip.PULocationID, trip.DOLocationID)
+        assert got.trip_distance == pytest.approx(trip.trip_distance) and got.prediction == prediction
+        assert got.pickup_datetime == trip.lpep_pickup_datetime

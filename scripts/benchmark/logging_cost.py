@@ -30,8 +30,8 @@ KINDS = tuple(zip(LOGGING_KINDS, (1, BATCH), (8, 1), strict=True))  # what is me
 class Rounds:
     """How long the interleaved measurement takes: ``rounds`` x both services x both kinds x ``seconds``."""
 
-    rounds: int = 7
-    seconds: float = 4.0
+    rounds: int = 11
+    seconds: float = 3.0
     warmup_seconds: float = 2.0
 
 
@@ -87,15 +87,21 @@ def measure_logging_cost(
 def _one(
     what: str, logs: bool, url: str, pid: int, bodies: Sequence[bytes], rows: int, concurrency: int, plan: Rounds
 ) -> LoggingRound:
-    before = process_seconds(pid)
+    before, writer_before = process_seconds(pid), servers.writer_cpu_seconds(url) if logs else None
     load = run_load(url, "/predict", bodies, concurrency=concurrency, max_calls=10**7, max_seconds=plan.seconds,
                     rows_per_call=rows)  # fmt: skip
     if logs:
         time.sleep(0.3)  # the writer's work for this round is counted in this round
-    after = process_seconds(pid)
+    after, writer_after = process_seconds(pid), servers.writer_cpu_seconds(url) if logs else None
     summary = load.summary()
-    cpu = (after - before) / summary.ok * 1000 if before is not None and after is not None and summary.ok else None
-    return LoggingRound(what, logs, summary.rows_per_s, cpu, load.errors)
+    return LoggingRound(
+        what, logs, summary.rows_per_s, _per_call_ms(before, after, summary.ok), load.errors,
+        _per_call_ms(writer_before, writer_after, summary.ok),
+    )  # fmt: skip
+
+
+def _per_call_ms(before: float | None, after: float | None, calls: int) -> float | None:
+    return (after - before) / calls * 1000 if before is not None and after is not None and calls else None
 
 
 def _round_text(samples: Sequence[LoggingRound]) -> list[str]:

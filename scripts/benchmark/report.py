@@ -59,6 +59,7 @@ class LoggingRound:
     rows_per_s: float
     cpu_ms: float | None  # the service's processor time per call (every thread), None where unreadable
     errors: int
+    writer_ms: float | None = None  # logging on: the prediction log's writer thread's processor time per call
 
 
 @dataclass
@@ -76,13 +77,26 @@ class LoggingCost:
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else None
 
-    def cost(self, what: str) -> float | None:
-        """The median over the rounds of 1 - throughput on / throughput off in that round (0.05: logging costs
-        5 %): each round's pair was measured back to back, so a slow stretch of the machine falls on both."""
+    def costs(self, what: str) -> list[float]:
+        """Each round's 1 - throughput on / throughput off (0.05: logging cost 5 % in that round)."""
         on = [s.rows_per_s for s in self.samples if s.what == what and s.logging]
         off = [s.rows_per_s for s in self.samples if s.what == what and not s.logging]
-        costs = [1 - a / b for a, b in zip(on, off, strict=False) if b]
+        return [1 - a / b for a, b in zip(on, off, strict=False) if b]
+
+    def cost(self, what: str) -> float | None:
+        """The median of the rounds' costs: each round's pair was measured back to back, so a slow stretch of the
+        machine falls on both."""
+        costs = self.costs(what)
         return statistics.median(costs) if costs else None
+
+    def spread(self, what: str) -> tuple[float, float] | None:
+        """The middle half of the rounds' costs (first and third quartiles; None under four rounds): how far one
+        round's figure can be trusted on this machine."""
+        costs = self.costs(what)
+        if len(costs) < 4:
+            return None
+        first, _, third = statistics.quantiles(costs, n=4)
+        return first, third
 
     def kinds(self) -> list[str]:
         return list(dict.fromkeys(s.what for s in self.samples))
@@ -325,18 +339,23 @@ def logging_rows(run: LoggingCost) -> list[list[str]]:
     for what in run.kinds():
         unit = _unit(what)
         cpu = [run.median(what, logs, "cpu_ms") for logs in (False, True)]
-        cost = run.cost(what)
+        writer = run.median(what, True, "writer_ms")
+        cost, spread = run.cost(what), run.spread(what)
         rows.append([
             what,
             f"{fmt_rate(run.median(what, False))} {unit}",
             f"{fmt_rate(run.median(what, True))} {unit}",
-            f"{cost:.1%}" if cost is not None else "—",
+            (f"{cost:.1%}" if cost is not None else "—") + (f" ({spread[0]:.0%} … {spread[1]:.0%})" if spread else ""),
             " → ".join(f"{c:.3f}" if c is not None else "—" for c in cpu),
+            f"{writer:.3f}" if writer is not None else "—",
         ])  # fmt: skip
     return rows
 
 
-LOGGING_HEADERS = ["level 4 service", "logging off", "logging on", "cost", "service CPU ms/call (off → on)"]
+LOGGING_HEADERS = [
+    "level 4 service", "logging off", "logging on", "cost (middle half of the rounds)",
+    "service CPU ms/call (off → on)", "writer thread CPU ms/call",
+]  # fmt: skip
 
 
 def _rate(summary: Summary | None, unit: str) -> float | None:
@@ -479,9 +498,12 @@ def _interleaved_lines(run: LoggingCost | None) -> list[str]:
         *lines,
         f"Both level 4 services up at once (logging on and off, the same model), loaded in turn for {run.seconds:g} s",
         f"each, {run.rounds} rounds in alternating order (`scripts/benchmark/logging_cost.py`). Cost: the median of",
-        "the rounds' 1 - on/off (each pair measured back to back); throughput and the service's processor time per",
-        "call (from /proc, every thread: the writer's too): medians. The single runs in the table above swing by",
-        "more than 10 % from one run to the next; this is the figure the goal is judged on.",
+        "the rounds' 1 - on/off (each pair measured back to back), and in brackets the middle half of the rounds;",
+        "throughput and the service's processor time per call (from /proc, every thread: the writer's too): medians.",
+        "The single runs in the table above swing by more than 10 % from one run to the next; this is the figure the",
+        "goal is judged on. The writer thread's processor time per call (the service's /metrics:",
+        "`taxi_prediction_log_writer_cpu_seconds_total`) is what logging adds beside queueing each request,",
+        "measured without that noise.",
         "",
         render_table(LOGGING_HEADERS, logging_rows(run), markdown=True),
         "",
@@ -551,8 +573,8 @@ def readme_block(
 def _logging_text(run: LoggingCost) -> str:
     parts = []
     for row in logging_rows(run):
-        what, off, on, cost, cpu = row
-        parts.append(f"{what} {cost} lower ({on} on, {off} off; service CPU {cpu} ms a call)")
+        what, off, on, cost, cpu, writer = row
+        parts.append(f"{what} {cost} lower ({on} on, {off} off; service CPU {cpu} ms a call, the writer's {writer})")
     return f"Prediction logging (level 4, {run.rounds} interleaved rounds, medians): {'; '.join(parts)}."
 
 

@@ -197,6 +197,14 @@ def prediction_log_figures(base_url: str, timeout: float = 120.0) -> dict[str, f
         time.sleep(0.2)
 
 
+def writer_cpu_seconds(base_url: str) -> float | None:
+    """A logging service's ``taxi_prediction_log_writer_cpu_seconds_total`` (None: no such series)."""
+    with urllib.request.urlopen(urllib.request.Request(base_url + "/metrics"), timeout=30) as response:
+        text = response.read().decode()
+    name = "taxi_prediction_log_writer_cpu_seconds_total "
+    return next((float(line[len(name) :]) for line in text.splitlines() if line.startswith(name)), None)
+
+
 def mlflow_models_serve(venv_bin: Path, model_uri: str, tracking_uri: str) -> Server:
     """``mlflow models serve`` of the registered version, in this environment (no virtualenv, no internet)."""
     serve = [str(venv_bin / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1"]

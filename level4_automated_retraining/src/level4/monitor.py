@@ -45,7 +45,7 @@ from evidently.tests import gte, lte
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from level4.prediction_log import FEEDBACK, REQUESTS, PredictionStore, read_predictions, requests_in
+from level4.prediction_log import FEEDBACK, PredictionStore, logged_request_ids, read_predictions
 from taxi.model import MAX_MINUTES, MIN_MINUTES
 from taxi.zones import borough_of
 
@@ -132,10 +132,10 @@ def load_window(store: PredictionStore, start: datetime | None = None, end: date
     """Logged predictions whose pickup is in [start, end), one row per trip (``level4.prediction_log``), with
     ``actual_duration_min`` where feedback came (NaN elsewhere)."""
     store.ensure_schema()
-    f, r = FEEDBACK, REQUESTS
+    f = FEEDBACK
     feedback = (
         select(f.c.request_id, f.c.row, f.c.actual_duration_min)
-        .where(f.c.request_id.in_(select(r.c.request_id).where(requests_in(start, end))))
+        .where(f.c.request_id.in_(logged_request_ids(start, end)))
     )  # fmt: skip
     with store.engine.connect() as connection:
         frame = read_predictions(connection, start, end)

@@ -5,26 +5,36 @@
     app = taxi.serving.create_app(holder, on_predictions=log.record, workers=[log])
     frame = read_predictions(store, start, end)                    # one row per predicted trip
 
-**The store** (``PredictionStore``): two SQLAlchemy tables. ``prediction_requests`` has one row per answered
-request: its request id, the time it was answered, the model version and variant, how many trips it held, the
-first and last pickup among them, and the trips' inputs and predictions as **packed columns** (``PACKED``: one
-little-endian array per column, ``numpy.frombuffer`` reads it back), the way a columnar file keeps a row group.
-``read_predictions`` unpacks a window of them into one row per predicted trip (request id, position in the
-request, time, version, variant, inputs, prediction): what monitoring and feedback work on. ``feedback`` holds
-the true duration of a trip, joined later by request id and position (``level4.feedback``).
+**The store** (``PredictionStore``): three SQLAlchemy tables.
 
-Why packed: a row per trip cost the service half its throughput on batches (SQLite's per-row inserts and index
-updates took ~15 ms of processor time per 1,000 trips, beside ~9 ms to answer them); a packed request costs well
-under a millisecond, whatever its size (``make bench`` measures logging on vs off). The columns are the ones the
-compiled model read the batch from (``taxi.trip_columns.TripColumns``, which ``taxi.serving`` hands to the hook),
-so logging converts nothing again; a single trip's are made by the writer. In SQL, a request's row still says who
-asked what when and which version answered; the trips' values are read with ``read_predictions`` (or numpy).
+- ``prediction_batches``: one row per write of the log (every few hundred milliseconds under load: the requests
+  answered meanwhile). Its requests and their trips are **packed columns**, the way a columnar file keeps a row
+  group: per request (``PER_REQUEST``) how many trips it held, when it was answered and which model answered
+  (an index into the row's ``models``, a JSON list of ``[version, variant]``); per trip (``PACKED``) its inputs
+  and its prediction. Each is one little-endian array (``numpy.frombuffer`` reads it back). The row also has the
+  request ids (a JSON list, in order), its counts, and its first and last pickup and answer times, so a window is
+  read without unpacking batches outside it.
+- ``logged_requests``: one narrow row per answered request, ``(request_id, batch_id, position)``, its primary
+  key: where a request id's trips are, for feedback (a client may send its own ``X-Request-ID``, so an id may be
+  logged twice: the later counts).
+- ``feedback``: the true duration of a trip, joined later by request id and position (``level4.feedback``).
+
+``read_predictions`` unpacks a window into one row per predicted trip (request id, position in the request, time,
+version, variant, inputs, prediction): what monitoring and feedback work on.
+
+Why packed, and by batch: a row per trip cost the service half its throughput on batches (SQLite's per-row
+inserts and index updates took ~15 ms of processor time per 1,000 trips, beside ~9 ms to answer them), and a
+packed row per request still cost single-trip traffic ~35 µs of the writer's processor time a request (its
+packing, its 13 values, two index entries). A batch is packed with numpy in one go and the per-request work left
+is one short row of ``logged_requests`` (``make bench`` measures logging on vs off). The trip columns are the
+ones the compiled model read a batch from (``taxi.trip_columns.TripColumns``, which ``taxi.serving`` hands to the
+hook), so logging converts nothing again; single trips are gathered from their objects by the writer.
 
 SQLite in WAL mode by default, with ``synchronous=FULL``: a committed batch is on disk before it counts as
 written. A PostgreSQL URL (``postgresql+psycopg://user:password@host/db``, the level's extra ``postgres``) works
 the same (``tests/test_postgres_store.py`` runs the tests on a real server): the tables are plain types
 (``BYTEA`` for the packed columns, ``TIMESTAMP WITHOUT TIME ZONE`` holding naive times: pickups in New York
-local time, ``logged_at`` / ``received_at`` in UTC); several services or jobs may create them at once (an
+local time, answer and ``received_at`` times in UTC); several services or jobs may create them at once (an
 advisory lock takes them in turn); a connection is tested before use (``pool_pre_ping``), so a server that
 restarts is used again without restarting the service; connecting gives up after ``CONNECT_TIMEOUT_SECONDS``
 unless the URL says otherwise (``?connect_timeout=``); a client's request id longer than the column is cut to
@@ -37,13 +47,10 @@ wakes when the queue gets its first request, lets requests gather for up to ``li
 a few commits a second under load instead of one a request. ``written`` counts the predictions whose transaction
 committed: those survive a ``kill -9`` of the service.
 
-What the writer costs the service is mostly the GIL and the indexes. It inserts with multi-row ``INSERT``
-statements, not an ``executemany``: SQLite's driver lets go of the GIL around every row it steps, and taking it
-back from the busy request thread each time made the writer wait for it and the request thread hand it over
-(beside a busy thread, a batch of rows took ~2x the processor time and ~5x as long). The request ids the service
-makes are time-ordered (``taxi.serving.new_request_id``), so their index grows at its end. Measured on 2 cores
-(``make bench`` compares logging on and off, interleaved): a single-trip request's ~0.75 ms of the service's
-processor time grows by 0.08-0.16 ms, the writer's own work and its share of the GIL.
+The request ids go in with multi-row ``INSERT`` statements, not an ``executemany``: SQLite's driver lets go of
+the GIL around every row it steps, and taking it back from the busy request thread each time made the writer
+wait for it and the request thread hand it over. The request ids the service makes are time-ordered
+(``taxi.serving.new_request_id``), so their index grows at its end.
 
 **When the store fails** (unreachable, full, locked too long): the batch is tried once more after a pause, then
 dropped and counted (``dropped["store_error"]``), and the log says so (one line when the error starts or
@@ -56,11 +63,9 @@ turned into an error because logging failed.
 
 from __future__ import annotations
 
-import functools
-import itertools
+import json
 import logging
 import math
-import struct
 import threading
 import time
 from collections import deque
@@ -87,6 +92,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     select,
@@ -101,10 +107,16 @@ from taxi.trip_columns import EPOCH, MICROSECOND, TripColumns
 log = logging.getLogger("level4.prediction_log")
 
 REQUEST_ID_LENGTH = 200  # a request id (a client may send its own X-Request-ID) is kept up to this length
-ROWS_PER_STATEMENT = 500  # rows of one INSERT: 6,500 parameters, under SQLite's 32,766 and PostgreSQL's 65,535
+IDS_PER_STATEMENT = 5_000  # rows of logged_requests in one INSERT: 15,000 parameters (SQLite 32,766, PostgreSQL 65,535)
+TRIPS_PER_BATCH = 5_000  # insert_requests: a new batch row after this many trips (a request is never split)
 CONNECT_TIMEOUT_SECONDS = 5  # PostgreSQL: an unreachable server is an error after this, not a hang
 SCHEMA_LOCK = 0x6C34_7072  # PostgreSQL advisory lock key: one schema creation at a time
-PACKED: dict[str, str] = {  # a request's trips: column -> the numpy dtype of its packed array (little-endian)
+PER_REQUEST: dict[str, str] = {  # a batch's requests: column -> the numpy dtype of its packed array (little-endian)
+    "trip_count": "<i4",  # how many trips the request held: its trips follow the previous request's
+    "answered_at": "<i8",  # microseconds since 1970-01-01 00:00 UTC: when the service answered
+    "model": "<i2",  # which model answered: an index into the batch's ``models``
+}
+PACKED: dict[str, str] = {  # a batch's trips: column -> the numpy dtype of its packed array (little-endian)
     "PULocationID": "<i2",
     "DOLocationID": "<i2",
     "trip_distance": "<f8",
@@ -114,22 +126,30 @@ PACKED: dict[str, str] = {  # a request's trips: column -> the numpy dtype of it
 }
 TRIP_COLUMNS = [c for c in PACKED if c != "prediction"]
 METADATA = MetaData()
-REQUESTS = Table(
-    "prediction_requests",
+BATCHES = Table(
+    "prediction_batches",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(REQUEST_ID_LENGTH), nullable=False),
-    Column("logged_at", DateTime, nullable=False),  # when the service answered (UTC)
-    Column("model_version", String(64), nullable=False),
-    Column("variant", String(32), nullable=False),
-    Column("trips", Integer, nullable=False),  # how many trips the request held: each packed column has as many
-    Column("first_pickup", DateTime, nullable=False),  # the earliest and latest pickup among them (New York time):
-    Column("last_pickup", DateTime, nullable=False),  # a window is read without unpacking requests outside it
+    Column("requests", Integer, nullable=False),
+    Column("trips", Integer, nullable=False),
+    Column("first_answered", DateTime, nullable=False),  # the earliest and latest answer among the requests (UTC)
+    Column("last_answered", DateTime, nullable=False),
+    Column("first_pickup", DateTime, nullable=False),  # the earliest and latest pickup among the trips (New York
+    Column("last_pickup", DateTime, nullable=False),  # time): a window is read without unpacking batches outside it
+    Column("models", Text, nullable=False),  # JSON: [[version, variant], ...], what PER_REQUEST's model points at
+    Column("request_ids", Text, nullable=False),  # JSON: the requests' ids, in order
+    *(Column(name, LargeBinary, nullable=False) for name in PER_REQUEST),
     *(Column(name, LargeBinary, nullable=False) for name in PACKED),
-    Index("ix_prediction_requests_request", "request_id"),
-    Index("ix_prediction_requests_pickup", "first_pickup", "last_pickup"),
+    Index("ix_prediction_batches_pickup", "first_pickup", "last_pickup"),
 )
-LOGGED_COLUMNS = [c.name for c in REQUESTS.columns if c.name != "id"]  # what the writer inserts, in order
+REQUESTS = Table(
+    "logged_requests",
+    METADATA,
+    Column("request_id", String(REQUEST_ID_LENGTH), primary_key=True),
+    Column("batch_id", Integer, primary_key=True),  # prediction_batches.id
+    Column("position", Integer, primary_key=True),  # the request's place among the batch's requests
+    sqlite_with_rowid=False,  # SQLite: the primary key is the table (one B-tree to update, not two)
+)
 FEEDBACK = Table(
     "feedback",
     METADATA,
@@ -162,9 +182,21 @@ class LoggedRequest:
     columns: TripColumns
     predictions: np.ndarray
 
+    @property
+    def rows(self) -> int:
+        return len(self.predictions)
+
+
+@dataclass(frozen=True)
+class PackedBatch:
+    """Requests packed for the store: a row of ``prediction_batches`` (without its id) and the requests' ids."""
+
+    row: dict[str, Any]
+    request_ids: list[str]
+
 
 class PredictionStore:
-    """The request and feedback tables behind one SQLAlchemy engine (see module doc)."""
+    """The batch, request and feedback tables behind one SQLAlchemy engine (see module doc)."""
 
     def __init__(self, url: str):
         self.url = url
@@ -177,7 +209,7 @@ class PredictionStore:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
-        self._insert_sqls: dict[int, str] = {}
+        self._ids_sqls: dict[int, str] = {}
 
     def ensure_schema(self) -> None:
         """Create the tables if they are not there (raises SQLAlchemyError when the store cannot be reached).
@@ -195,20 +227,30 @@ class PredictionStore:
             self._schema_ready = True
 
     def insert_requests(self, requests: Sequence[LoggedRequest]) -> None:
-        """Pack ``requests`` and insert them in one transaction, committed (on disk) when this returns."""
-        self.insert_rows([_packed_row(request, text_time=self.stores_time_as_text) for request in requests])
+        """Pack ``requests`` (batches of up to ``TRIPS_PER_BATCH`` trips) and insert them in one transaction,
+        committed (on disk) when this returns. For tools and tests that write a log without a service."""
+        batches: list[list[LoggedRequest]] = []
+        trips = TRIPS_PER_BATCH
+        for request in requests:
+            if trips + request.rows > TRIPS_PER_BATCH:
+                batches.append([])
+                trips = 0
+            batches[-1].append(request)
+            trips += request.rows
+        self.insert_batches([pack(batch) for batch in batches])
 
-    def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert packed rows (``LOGGED_COLUMNS`` order) in one transaction, committed (on disk) when this returns:
-        driver-level multi-row INSERTs of up to ``ROWS_PER_STATEMENT`` rows (SQLAlchemy's per-parameter processing
-        would cost more than the packing). Not an executemany: SQLite's driver lets go of the GIL for every row it
-        steps, and each time takes it back from the busy request thread, which waits for it (see module doc)."""
+    def insert_batches(self, batches: Sequence[PackedBatch]) -> None:
+        """Insert packed batches in one transaction, committed (on disk) when this returns: each batch's row, then
+        its request ids with driver-level multi-row INSERTs (not an executemany: see module doc)."""
         self.ensure_schema()
         with self.engine.begin() as connection:
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                chunk = rows[start : start + ROWS_PER_STATEMENT]
-                values = tuple(value for row in chunk for value in row)
-                connection.exec_driver_sql(self._insert_sql(connection.dialect, len(chunk)), values)
+            for batch in batches:
+                batch_id = connection.execute(BATCHES.insert(), batch.row).inserted_primary_key[0]
+                ids = batch.request_ids
+                for start in range(0, len(ids), IDS_PER_STATEMENT):
+                    chunk = ids[start : start + IDS_PER_STATEMENT]
+                    values = tuple(v for position, i in enumerate(chunk, start) for v in (i, batch_id, position))
+                    connection.exec_driver_sql(self._ids_sql(connection.dialect, len(chunk)), values)
 
     def insert_predictions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert predictions given a trip at a time (dicts with ``PREDICTION_FRAME_COLUMNS``; ``logged_at`` a
@@ -237,19 +279,14 @@ class PredictionStore:
         if requests:
             self.insert_requests(requests)
 
-    @property
-    def stores_time_as_text(self) -> bool:
-        """SQLite keeps a DateTime as text (SQLAlchemy's format); a server database takes datetime objects."""
-        return self.engine.dialect.name == "sqlite"
-
-    def _insert_sql(self, dialect: Any, rows: int) -> str:
-        """``INSERT INTO prediction_requests (...) VALUES (...), (...), ...`` for ``rows`` rows (kept per count)."""
-        if (sql := self._insert_sqls.get(rows)) is None:
+    def _ids_sql(self, dialect: Any, rows: int) -> str:
+        """``INSERT INTO logged_requests (...) VALUES (...), (...), ...`` for ``rows`` rows (kept per count)."""
+        if (sql := self._ids_sqls.get(rows)) is None:
             quote = dialect.identifier_preparer.quote
             marker = "?" if dialect.paramstyle == "qmark" else "%s"
-            columns = ", ".join(quote(c) for c in LOGGED_COLUMNS)
-            row = f"({', '.join([marker] * len(LOGGED_COLUMNS))})"
-            sql = self._insert_sqls[rows] = (
+            columns = ", ".join(quote(c.name) for c in REQUESTS.columns)
+            row = f"({', '.join([marker] * len(REQUESTS.columns))})"
+            sql = self._ids_sqls[rows] = (
                 f"INSERT INTO {quote(REQUESTS.name)} ({columns}) VALUES {', '.join([row] * rows)}"
             )
         return sql
@@ -270,7 +307,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-# ---- packing a request's trips, and reading them back ----
+# ---- packing a batch of requests, and reading them back ----
 
 
 def _as_trip(row: Mapping[str, Any]) -> SimpleNamespace:
@@ -279,64 +316,68 @@ def _as_trip(row: Mapping[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(**{name: row[column] for column, name in names.items()})
 
 
-def _packed_row(request: LoggedRequest, text_time: bool) -> tuple[Any, ...]:
-    """A request as a row of ``prediction_requests`` (``LOGGED_COLUMNS`` order); with ``text_time``, times as
-    SQLAlchemy keeps them in SQLite (``2024-07-25 08:15:00.000000``)."""
-    trips = request.columns
-    pickups = trips.pickup.view(np.int64)
-    columns = (
-        trips.PULocationID, trips.DOLocationID, trips.trip_distance, pickups, trips.passenger_count,
-        request.predictions,
-    )  # fmt: skip
-    times = [
-        datetime.fromtimestamp(request.logged_at, UTC).replace(tzinfo=None),
-        EPOCH + int(pickups.min()) * MICROSECOND,
-        EPOCH + int(pickups.max()) * MICROSECOND,
-    ]
-    if text_time:
-        times = [t.isoformat(" ", "microseconds") for t in times]
-    packed = [c.astype(dtype, copy=False).tobytes() for c, dtype in zip(columns, PACKED.values(), strict=True)]
-    head = (request.request_id[:REQUEST_ID_LENGTH], times[0], request.version, request.variant, len(trips), *times[1:])
-    return (*head, *packed)
-
-
-_STRUCT = {"<i2": "h", "<i8": "q", "<f8": "d"}  # PACKED's numpy dtypes as struct codes (little-endian, no padding)
-_SINGLE = struct.Struct("<" + "".join(_STRUCT[dtype] for dtype in PACKED.values()))  # one value of each column
-_ENDS = list(itertools.accumulate(struct.calcsize(_STRUCT[dtype]) for dtype in PACKED.values()))
-_SPANS = list(zip([0, *_ENDS[:-1]], _ENDS, strict=True))  # where each column's value lies in a _SINGLE record
-
-
-def _packed_single(item: _Pending, trip: Any, text_time: bool) -> tuple[Any, ...]:
-    """``_packed_row`` for a request of one trip, from the trip object: the same bytes, no arrays (a single-trip
-    request is ~1 ms of work; the writer's share of it is kept to a few percent)."""
-    pickup = trip.lpep_pickup_datetime
+def _single(trip: Any, prediction: float) -> tuple[Any, ...]:
+    """A single trip's values in ``PACKED`` order, from its object (no arrays for one trip)."""
     passengers = trip.passenger_count
-    record = _SINGLE.pack(
-        trip.PULocationID, trip.DOLocationID, float(trip.trip_distance), (pickup - EPOCH) // MICROSECOND,
-        math.nan if passengers is None else float(passengers), float(item.predictions[0]),
+    return (
+        trip.PULocationID, trip.DOLocationID, trip.trip_distance, (trip.lpep_pickup_datetime - EPOCH) // MICROSECOND,
+        math.nan if passengers is None else passengers, prediction,
     )  # fmt: skip
-    if text_time:
-        logged, first = _utc_text(item.logged_at), pickup.isoformat(" ", "microseconds")
-    else:
-        logged, first = datetime.fromtimestamp(item.logged_at, UTC).replace(tzinfo=None), pickup
-    head = (item.request_id[:REQUEST_ID_LENGTH], logged, item.version, item.variant, 1, first, first)
-    return (*head, *(record[start:end] for start, end in _SPANS))
 
 
-@functools.lru_cache(maxsize=4)
-def _utc_second(second: int) -> str:
-    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _trip_arrays(requests: Sequence[LoggedRequest | _Pending]) -> list[np.ndarray]:
+    """The trips of ``requests``, in order, as one array per ``PACKED`` column. Runs of single-trip requests are
+    gathered from their trip objects; a batch's columns are taken as the compiled model read them."""
+    parts: list[list[np.ndarray]] = [[] for _ in PACKED]
+    singles: list[tuple[Any, ...]] = []
+
+    def add_singles() -> None:
+        if singles:
+            for part, values, dtype in zip(parts, zip(*singles, strict=True), PACKED.values(), strict=True):
+                part.append(np.array(values, dtype=dtype))
+            singles.clear()
+
+    for request in requests:
+        columns = request.columns
+        if columns is None and len(request.trips) == 1:  # type: ignore[union-attr]  # a _Pending without columns
+            singles.append(_single(request.trips[0], float(request.predictions[0])))  # type: ignore[union-attr]
+            continue
+        add_singles()
+        columns = columns if columns is not None else TripColumns.of(request.trips)  # type: ignore[union-attr]
+        values = (
+            columns.PULocationID, columns.DOLocationID, columns.trip_distance, columns.pickup.view(np.int64),
+            columns.passenger_count, request.predictions,
+        )  # fmt: skip
+        for part, value in zip(parts, values, strict=True):
+            part.append(value)
+    add_singles()
+    return [np.concatenate(part).astype(dtype, copy=False) for part, dtype in zip(parts, PACKED.values(), strict=True)]
 
 
-def _utc_text(moment: float) -> str:
-    """A Unix time as SQLAlchemy keeps a naive UTC DateTime in SQLite (``2024-07-25 08:15:00.123456``): what
-    ``datetime.fromtimestamp(moment, UTC).isoformat(" ", "microseconds")`` gives, for a tenth of its cost (the
-    second's text is made once a second)."""
-    second = math.floor(moment)
-    micros = round((moment - second) * 1_000_000)
-    if micros == 1_000_000:
-        second, micros = second + 1, 0
-    return f"{_utc_second(second)}.{micros:06d}"
+def pack(requests: Sequence[LoggedRequest | _Pending]) -> PackedBatch:
+    """``requests`` (at least one, each of at least one trip) as one batch for the store (see module doc)."""
+    trips = _trip_arrays(requests)
+    pickups = trips[list(PACKED).index("pickup_datetime")]
+    models: dict[tuple[str, str], int] = {}
+    model = [models.setdefault((r.version, r.variant), len(models)) for r in requests]
+    answered = np.rint(np.array([r.logged_at for r in requests]) * 1e6).astype(np.int64)
+    ids = [r.request_id[:REQUEST_ID_LENGTH] for r in requests]
+    per_request = (np.array([r.rows for r in requests]), answered, np.array(model))
+    return PackedBatch(
+        {
+            "requests": len(requests),
+            "trips": len(pickups),
+            "first_answered": EPOCH + int(answered.min()) * MICROSECOND,
+            "last_answered": EPOCH + int(answered.max()) * MICROSECOND,
+            "first_pickup": EPOCH + int(pickups.min()) * MICROSECOND,
+            "last_pickup": EPOCH + int(pickups.max()) * MICROSECOND,
+            "models": json.dumps([list(m) for m in models]),
+            "request_ids": json.dumps(ids),
+            **{n: v.astype(d).tobytes() for (n, d), v in zip(PER_REQUEST.items(), per_request, strict=True)},
+            **{n: v.tobytes() for n, v in zip(PACKED, trips, strict=True)},
+        },
+        ids,
+    )
 
 
 def _bound(moment: datetime) -> datetime:
@@ -345,33 +386,55 @@ def _bound(moment: datetime) -> datetime:
     return moment.astimezone(NEW_YORK).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def requests_in(start: datetime | None, end: datetime | None) -> Any:
-    """A WHERE clause: the logged requests holding a pickup in [start, end) (and maybe others beside)."""
-    clause = REQUESTS.c.id.isnot(None)
+def batches_in(start: datetime | None, end: datetime | None) -> Any:
+    """A WHERE clause: the batches holding a pickup in [start, end) (and maybe others beside)."""
+    clause = BATCHES.c.id.isnot(None)
     if start is not None:
-        clause = clause & (REQUESTS.c.last_pickup >= _bound(start))
+        clause = clause & (BATCHES.c.last_pickup >= _bound(start))
     if end is not None:
-        clause = clause & (REQUESTS.c.first_pickup < _bound(end))
+        clause = clause & (BATCHES.c.first_pickup < _bound(end))
     return clause
 
 
-def unpack(requests: Sequence[Any]) -> pd.DataFrame:
-    """Rows of ``prediction_requests`` (all its columns) -> one row per trip, ``PREDICTION_FRAME_COLUMNS``."""
-    counts = np.array([r.trips for r in requests], dtype=np.int64)
+def _packed(batch: Any, name: str, dtype: str, length: int) -> np.ndarray:
+    """One packed column of a batch row, checked against the count the row gives."""
+    values = np.frombuffer(bytes(getattr(batch, name)), dtype=dtype)
+    if len(values) != length:
+        raise ValueError(f"prediction_batches.{name} of batch {batch.id}: {len(values)} values for {length} (damaged)")
+    return values.astype(dtype.replace("<", "="), copy=False)
+
+
+def unpack(batches: Sequence[Any]) -> pd.DataFrame:
+    """Rows of ``prediction_batches`` (all its columns) -> one row per trip, ``PREDICTION_FRAME_COLUMNS``."""
+    ids: list[str] = []
+    per_request: list[list[np.ndarray]] = [[] for _ in range(4)]  # trip counts, answer times, versions, variants
+    per_trip: list[list[np.ndarray]] = [[] for _ in PACKED]
+    for batch in batches:
+        request_ids = json.loads(batch.request_ids)
+        counts, answered, model = (_packed(batch, n, d, batch.requests) for n, d in PER_REQUEST.items())
+        if len(request_ids) != batch.requests or counts.sum() != batch.trips:
+            raise ValueError(f"prediction_batches: batch {batch.id} does not add up (damaged)")
+        models = np.array(json.loads(batch.models), dtype=object).reshape(-1, 2)
+        ids += request_ids
+        for part, values in zip(per_request, (counts, answered, models[model, 0], models[model, 1]), strict=True):
+            part.append(values)
+        for part, (name, dtype) in zip(per_trip, PACKED.items(), strict=True):
+            part.append(_packed(batch, name, dtype, batch.trips))
+    counts, answered, versions, variants = (
+        np.concatenate(p) if p else np.array([], dtype=t) for p, t in zip(per_request, "iiOO", strict=True)
+    )
+    counts = counts.astype(np.int64)
     total = int(counts.sum())
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     columns: dict[str, Any] = {
-        "request_id": np.repeat(np.array([r.request_id for r in requests], dtype=object), counts),
+        "request_id": np.repeat(np.array(ids, dtype=object), counts),
         "row": np.arange(total, dtype=np.int64) - starts,
-        "logged_at": np.repeat(pd.to_datetime([r.logged_at for r in requests]).to_numpy("datetime64[ns]"), counts),
-        "model_version": np.repeat(np.array([r.model_version for r in requests], dtype=object), counts),
-        "variant": np.repeat(np.array([r.variant for r in requests], dtype=object), counts),
+        "logged_at": np.repeat(answered.astype("datetime64[us]").astype("datetime64[ns]"), counts),
+        "model_version": np.repeat(versions, counts),
+        "variant": np.repeat(variants, counts),
     }
-    for name, dtype in PACKED.items():
-        values = np.frombuffer(b"".join(bytes(getattr(r, name)) for r in requests), dtype=dtype)
-        if len(values) != total:
-            raise ValueError(f"prediction_requests.{name}: {len(values)} values for {total} trips (a damaged row)")
-        columns[name] = values.astype(dtype.replace("<", "="), copy=False)
+    for (name, dtype), part in zip(PACKED.items(), per_trip, strict=True):
+        columns[name] = np.concatenate(part) if part else np.array([], dtype=dtype.replace("<", "="))
     frame = pd.DataFrame(columns)
     frame["PULocationID"] = frame["PULocationID"].astype(np.int64)
     frame["DOLocationID"] = frame["DOLocationID"].astype(np.int64)
@@ -383,8 +446,8 @@ def read_predictions(
     connection: Connection, start: datetime | None = None, end: datetime | None = None
 ) -> pd.DataFrame:
     """Every logged trip whose pickup is in [start, end), one row each (``PREDICTION_FRAME_COLUMNS``), as logged."""
-    requests = connection.execute(select(REQUESTS).where(requests_in(start, end)).order_by(REQUESTS.c.id)).all()
-    frame = unpack(requests)
+    batches = connection.execute(select(BATCHES).where(batches_in(start, end)).order_by(BATCHES.c.id)).all()
+    frame = unpack(batches)
     keep = np.ones(len(frame), dtype=bool)
     if start is not None:
         keep &= (frame["pickup_datetime"] >= pd.Timestamp(_bound(start))).to_numpy()
@@ -393,29 +456,42 @@ def read_predictions(
     return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
+def logged_request_ids(start: datetime | None, end: datetime | None) -> Any:
+    """A SELECT of the request ids logged in the batches holding a pickup in [start, end) (and maybe others)."""
+    joined = REQUESTS.join(BATCHES, BATCHES.c.id == REQUESTS.c.batch_id)
+    return select(REQUESTS.c.request_id).select_from(joined).where(batches_in(start, end))
+
+
 def logged_pickups(connection: Connection, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], datetime]:
     """The pickup time of each (request id, position) that was logged (a request id logged twice: the later)."""
     wanted: dict[str, list[int]] = {}
     for request_id, row in keys:
         wanted.setdefault(request_id, []).append(row)
+    where = select(REQUESTS).where(REQUESTS.c.request_id.in_(list(wanted)))
+    located = connection.execute(where.order_by(REQUESTS.c.batch_id, REQUESTS.c.position)).all()
+    query = select(BATCHES.c.id, BATCHES.c.requests, BATCHES.c.trips, BATCHES.c.trip_count, BATCHES.c.pickup_datetime)
+    trips_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # batch id -> each request's first trip, its pickups
+    for batch in connection.execute(query.where(BATCHES.c.id.in_({r.batch_id for r in located}))):
+        counts = _packed(batch, "trip_count", PER_REQUEST["trip_count"], batch.requests)
+        trips_of[batch.id] = (np.cumsum(counts) - counts, _packed(batch, "pickup_datetime", "<i8", batch.trips))
     found: dict[tuple[str, int], datetime] = {}
-    query = select(REQUESTS.c.request_id, REQUESTS.c.trips, REQUESTS.c.pickup_datetime)
-    rows = connection.execute(query.where(REQUESTS.c.request_id.in_(list(wanted))).order_by(REQUESTS.c.id))
-    for request in rows:
-        pickups = np.frombuffer(bytes(request.pickup_datetime), dtype=PACKED["pickup_datetime"])
+    for request in located:
+        firsts, pickups = trips_of[request.batch_id]
+        first = int(firsts[request.position])
+        end = int(firsts[request.position + 1]) if request.position + 1 < len(firsts) else len(pickups)
         for row in wanted[request.request_id]:
-            if 0 <= row < request.trips:
-                found[(request.request_id, row)] = EPOCH + int(pickups[row]) * MICROSECOND
+            if 0 <= row < end - first:
+                found[(request.request_id, row)] = EPOCH + int(pickups[first + row]) * MICROSECOND
     return found
 
 
 def recent_pickups(connection: Connection, trips: int) -> pd.Series:
     """The pickup times of the last ``trips`` logged trips (fewer if fewer were logged)."""
-    query = select(REQUESTS.c.trips, REQUESTS.c.pickup_datetime).order_by(REQUESTS.c.id.desc())
+    query = select(BATCHES.c.id, BATCHES.c.trips, BATCHES.c.pickup_datetime).order_by(BATCHES.c.id.desc())
     chunks, seen = [], 0
-    for request in connection.execute(query.limit(trips)):
-        chunks.append(np.frombuffer(bytes(request.pickup_datetime), dtype=PACKED["pickup_datetime"]))
-        seen += request.trips
+    for batch in connection.execute(query.limit(trips)):
+        chunks.append(_packed(batch, "pickup_datetime", PACKED["pickup_datetime"], batch.trips))
+        seen += batch.trips
         if seen >= trips:
             break
     values = np.concatenate(chunks[::-1])[-trips:] if chunks else np.array([], dtype=np.int64)
@@ -436,14 +512,6 @@ class _Pending:
     columns: TripColumns | None
     predictions: np.ndarray
 
-    def packed(self, text_time: bool) -> tuple[Any, ...]:
-        """This request as a row of ``prediction_requests`` (a single trip packed straight from its object)."""
-        if self.columns is None and self.trips is not None and len(self.trips) == 1:
-            return _packed_single(self, self.trips[0], text_time)
-        columns = self.columns if self.columns is not None else TripColumns.of(self.trips or ())
-        request = LoggedRequest(self.request_id, self.logged_at, self.version, self.variant, columns, self.predictions)
-        return _packed_row(request, text_time)
-
 
 @dataclass(frozen=True)
 class LogStats:
@@ -455,6 +523,7 @@ class LogStats:
     lag_seconds: float  # age of the oldest prediction still waiting to be written (0 when none waits)
     last_write_ok: bool | None
     last_error: str | None
+    writer_cpu_seconds: float  # processor time the writer thread has used packing and writing (not waiting)
 
 
 @dataclass
@@ -475,6 +544,7 @@ class PredictionLog:
     _last_write_ok: bool | None = field(default=None, init=False)
     _last_error: str | None = field(default=None, init=False)
     _last_error_logged: float = field(default=0.0, init=False)
+    _writer_cpu: float = field(default=0.0, init=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _stopping: bool = field(default=False, init=False)
     _flushing: int = field(default=0, init=False)  # callers waiting in flush(): the writer does not linger
@@ -495,6 +565,8 @@ class PredictionLog:
         them). Never blocks, never raises for a full queue: what does not fit is counted as dropped.
         The writer is woken only by the first request queued and when a batch is full, not by every one."""
         n = len(trips)
+        if n == 0:  # nothing was predicted (the service answers no empty request; a caller might)
+            return
         with self._cond:
             self._seq += 1
             if self._queued_rows + n > self.max_queue_rows:
@@ -563,6 +635,7 @@ class PredictionLog:
                 lag_seconds=max(0.0, time.time() - oldest) if oldest is not None else 0.0,
                 last_write_ok=self._last_write_ok,
                 last_error=self._last_error,
+                writer_cpu_seconds=self._writer_cpu,
             )
 
     def _run(self) -> None:
@@ -579,7 +652,10 @@ class PredictionLog:
                     self._cond.wait(remaining)
                 batch = self._take_batch()
                 self._in_flight = batch[0]
+            began = time.thread_time()
             self._write(batch)
+            with self._cond:
+                self._writer_cpu += time.thread_time() - began
 
     def _take_batch(self) -> list[_Pending]:
         """Whole requests from the front of the queue, up to ``batch_rows`` predictions (at least one request)."""
@@ -595,7 +671,7 @@ class PredictionLog:
         error: Exception | None = None
         for attempt in range(2):
             try:
-                self.store.insert_rows([item.packed(self.store.stores_time_as_text) for item in batch])
+                self.store.insert_batches([pack(batch)])
                 error = None
                 break
             except Exception as exc:  # the store's errors, or a value it cannot take: the writer never dies of it
@@ -647,6 +723,8 @@ class PredictionLogCollector(Collector):
     - ``taxi_prediction_log_queued``: predictions waiting to be written
     - ``taxi_prediction_log_lag_seconds``: age of the oldest prediction waiting (0 when none waits)
     - ``taxi_prediction_log_last_write_ok``: 1 if the last write succeeded, 0 if it failed
+    - ``taxi_prediction_log_writer_cpu_seconds_total``: processor time the writer thread used (what logging costs
+      the service beside the request path's queueing; ``make bench`` divides it by the requests answered)
     """
 
     def __init__(self, prediction_log: PredictionLog):
@@ -666,6 +744,7 @@ class PredictionLogCollector(Collector):
         queued = GaugeMetricFamily("taxi_prediction_log_queued", "predictions waiting to be written")
         lag = GaugeMetricFamily("taxi_prediction_log_lag_seconds", "age of the oldest prediction waiting to be written")
         ok = GaugeMetricFamily("taxi_prediction_log_last_write_ok", "1 if the last write succeeded, 0 if it failed")
+        cpu = CounterMetricFamily("taxi_prediction_log_writer_cpu_seconds", "processor time the writer thread used")
         if stats is not None:
             written.add_metric([], float(stats.written))
             for reason, count in stats.dropped.items():
@@ -674,4 +753,5 @@ class PredictionLogCollector(Collector):
             lag.add_metric([], stats.lag_seconds)
             if stats.last_write_ok is not None:
                 ok.add_metric([], 1.0 if stats.last_write_ok else 0.0)
-        yield from (written, dropped, queued, lag, ok)
+            cpu.add_metric([], stats.writer_cpu_seconds)
+        yield from (written, dropped, queued, lag, ok, cpu)
