@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from benchmark.report import BATCH_ROWS_PER_S, HTTP_P50_MS, IN_PROCESS_MS, PathResult, fmt_ms
 
@@ -53,6 +54,7 @@ def write_chart(results: Sequence[PathResult], path: Path, title: str) -> Path:
     throughput.set_xlabel("1000 rows per call: rows/s (log scale)\ngoal (dashed): 100k rows/s over HTTP")
     latency.set_yticks(list(ys), names)
     for ax in (latency, throughput):
+        ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^4, 3x10^4, ...: labels that ran into each other
         ax.grid(axis="x", which="major", alpha=0.3)
         ax.margins(x=0.15)
     fig.suptitle(title, fontsize=10, y=0.995)

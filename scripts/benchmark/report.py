@@ -507,7 +507,7 @@ def _interleaved_lines(run: LoggingCost | None) -> list[str]:
         "",
         render_table(LOGGING_HEADERS, logging_rows(run), markdown=True),
         "",
-        f"Logged: {logged_text(run.logged)}; {run.errors} failed requests." if run.logged else "",
+        f"The logging service {logged_text(run.logged)}; {run.errors} failed requests." if run.logged else "",
         "",
     ]
 
