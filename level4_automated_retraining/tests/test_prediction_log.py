@@ -167,7 +167,7 @@ def test_a_single_trip_is_packed_as_a_batch_of_one_is(passengers):
     predictions = np.array([12.5])
     item = _Pending(1, "r1", time.time(), "3", "challenger", 1, [trip], None, predictions)
     columns = LoggedRequest("r1", item.logged_at, "3", "challenger", TripColumns.of([trip]), predictions)
-    assert pack([item, item]) == pack([columns, columns])
+    assert pack([item, item]) == pack([columns.pending(), columns.pending()])
 
 
 def test_a_batch_of_single_trips_and_lists_reads_back_in_order(tmp_path):

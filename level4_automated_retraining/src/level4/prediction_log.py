@@ -3,7 +3,8 @@
     store = PredictionStore("sqlite:///data/predictions.db")      # or postgresql+psycopg://...
     log = PredictionLog(store, max_queue_rows=100_000)
     app = taxi.serving.create_app(holder, on_predictions=log.record, workers=[log])
-    frame = read_predictions(store, start, end)                    # one row per predicted trip
+    with store.engine.connect() as connection:
+        frame = read_predictions(connection, start, end)           # one row per predicted trip
 
 **The store** (``PredictionStore``): three SQLAlchemy tables.
 
@@ -182,9 +183,11 @@ class LoggedRequest:
     columns: TripColumns
     predictions: np.ndarray
 
-    @property
-    def rows(self) -> int:
-        return len(self.predictions)
+    def pending(self) -> _Pending:
+        """This request as the request path leaves one for the writer."""
+        rows = len(self.predictions)
+        return _Pending(0, self.request_id, self.logged_at, self.version, self.variant, rows, None, self.columns,
+                        self.predictions)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -229,9 +232,9 @@ class PredictionStore:
     def insert_requests(self, requests: Sequence[LoggedRequest]) -> None:
         """Pack ``requests`` (batches of up to ``TRIPS_PER_BATCH`` trips) and insert them in one transaction,
         committed (on disk) when this returns. For tools and tests that write a log without a service."""
-        batches: list[list[LoggedRequest]] = []
+        batches: list[list[_Pending]] = []
         trips = TRIPS_PER_BATCH
-        for request in requests:
+        for request in (r.pending() for r in requests):
             if trips + request.rows > TRIPS_PER_BATCH:
                 batches.append([])
                 trips = 0
@@ -325,7 +328,7 @@ def _single(trip: Any, prediction: float) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _trip_arrays(requests: Sequence[LoggedRequest | _Pending]) -> list[np.ndarray]:
+def _trip_arrays(requests: Sequence[_Pending]) -> list[np.ndarray]:
     """The trips of ``requests``, in order, as one array per ``PACKED`` column. Runs of single-trip requests are
     gathered from their trip objects; a batch's columns are taken as the compiled model read them."""
     parts: list[list[np.ndarray]] = [[] for _ in PACKED]
@@ -339,11 +342,11 @@ def _trip_arrays(requests: Sequence[LoggedRequest | _Pending]) -> list[np.ndarra
 
     for request in requests:
         columns = request.columns
-        if columns is None and len(request.trips) == 1:  # type: ignore[union-attr]  # a _Pending without columns
-            singles.append(_single(request.trips[0], float(request.predictions[0])))  # type: ignore[union-attr]
+        if columns is None and len(request.trips) == 1:
+            singles.append(_single(request.trips[0], float(request.predictions[0])))
             continue
         add_singles()
-        columns = columns if columns is not None else TripColumns.of(request.trips)  # type: ignore[union-attr]
+        columns = columns if columns is not None else TripColumns.of(request.trips)
         values = (
             columns.PULocationID, columns.DOLocationID, columns.trip_distance, columns.pickup.view(np.int64),
             columns.passenger_count, request.predictions,
@@ -354,7 +357,7 @@ def _trip_arrays(requests: Sequence[LoggedRequest | _Pending]) -> list[np.ndarra
     return [np.concatenate(part).astype(dtype, copy=False) for part, dtype in zip(parts, PACKED.values(), strict=True)]
 
 
-def pack(requests: Sequence[LoggedRequest | _Pending]) -> PackedBatch:
+def pack(requests: Sequence[_Pending]) -> PackedBatch:
     """``requests`` (at least one, each of at least one trip) as one batch for the store (see module doc)."""
     trips = _trip_arrays(requests)
     pickups = trips[list(PACKED).index("pickup_datetime")]
