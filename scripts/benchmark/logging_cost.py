@@ -5,7 +5,10 @@ rounds' on/off (``report.LoggingCost.cost``).
 One run of each service, one after the other, cannot judge a 10 % goal on a shared 2-core machine: the same
 service measured twice in a row differs by that much (issue 12's notes: 1 % one evening, 21 % the next). Here
 slow and fast stretches of the machine fall on both services alike, and the service's own processor time per
-request (from /proc, where there is one) says where the difference comes from, whatever the client got.
+request (from /proc, where there is one) says where the difference comes from, whatever the client got. Even so,
+single rounds swing by ±30 % on a shared virtual machine, so the report gives the middle half of the rounds beside
+the median, and the writer thread's processor time per request (the service counts it on /metrics), which does
+not swing with the machine.
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ def measure_logging_cost(
 def _one(
     what: str, logs: bool, url: str, pid: int, bodies: Sequence[bytes], rows: int, concurrency: int, plan: Rounds
 ) -> LoggingRound:
-    before, writer_before = process_seconds(pid), servers.writer_cpu_seconds(url) if logs else None
+    writer_before = servers.writer_cpu_seconds(url) if logs else None  # scraped outside the measured processor time
+    before = process_seconds(pid)
     load = run_load(url, "/predict", bodies, concurrency=concurrency, max_calls=10**7, max_seconds=plan.seconds,
                     rows_per_call=rows)  # fmt: skip
     if logs:
