@@ -119,5 +119,6 @@ def test_the_flow_keeps_one_set_of_reports_per_window_in_the_workspace(registry,
     dashboard = workspace.get_dashboard(project.id)
     titles = [panel.title for panel in dashboard.panels]
     assert "Data drift: share of drifted columns" in titles and "Model error on trips with feedback (minutes)" in titles
+    assert "Model error, last window with feedback (RMSE, minutes)" in titles
     assert len(dashboard.tabs) == 1 and len(dashboard.tabs[0].panels) == len(set(dashboard.tabs[0].panels))
     assert pd.Timestamp(workspace.get_run(project.id, workspace.list_runs(project.id)[0]).timestamp).year == 2024
