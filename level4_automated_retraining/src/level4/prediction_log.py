@@ -473,17 +473,17 @@ def logged_pickups(connection: Connection, keys: Sequence[tuple[str, int]]) -> d
     where = select(REQUESTS).where(REQUESTS.c.request_id.in_(list(wanted)))
     located = connection.execute(where.order_by(REQUESTS.c.batch_id, REQUESTS.c.position)).all()
     query = select(BATCHES.c.id, BATCHES.c.requests, BATCHES.c.trips, BATCHES.c.trip_count, BATCHES.c.pickup_datetime)
-    trips_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # batch id -> each request's first trip, its pickups
+    trips_of: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # batch id -> trip counts, firsts, pickups
     for batch in connection.execute(query.where(BATCHES.c.id.in_({r.batch_id for r in located}))):
         counts = _packed(batch, "trip_count", PER_REQUEST["trip_count"], batch.requests)
-        trips_of[batch.id] = (np.cumsum(counts) - counts, _packed(batch, "pickup_datetime", "<i8", batch.trips))
+        pickups = _packed(batch, "pickup_datetime", PACKED["pickup_datetime"], batch.trips)
+        trips_of[batch.id] = (counts, np.cumsum(counts) - counts, pickups)
     found: dict[tuple[str, int], datetime] = {}
     for request in located:
-        firsts, pickups = trips_of[request.batch_id]
+        counts, firsts, pickups = trips_of[request.batch_id]
         first = int(firsts[request.position])
-        end = int(firsts[request.position + 1]) if request.position + 1 < len(firsts) else len(pickups)
         for row in wanted[request.request_id]:
-            if 0 <= row < end - first:
+            if 0 <= row < counts[request.position]:
                 found[(request.request_id, row)] = EPOCH + int(pickups[first + row]) * MICROSECOND
     return found
 
@@ -655,10 +655,7 @@ class PredictionLog:
                     self._cond.wait(remaining)
                 batch = self._take_batch()
                 self._in_flight = batch[0]
-            began = time.thread_time()
             self._write(batch)
-            with self._cond:
-                self._writer_cpu += time.thread_time() - began
 
     def _take_batch(self) -> list[_Pending]:
         """Whole requests from the front of the queue, up to ``batch_rows`` predictions (at least one request)."""
@@ -670,11 +667,14 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: list[_Pending]) -> None:
+        began = time.thread_time()
         rows = sum(item.rows for item in batch)
         error: Exception | None = None
+        packed: PackedBatch | None = None
         for attempt in range(2):
             try:
-                self.store.insert_batches([pack(batch)])
+                packed = packed or pack(batch)  # packed once: a retry only writes again
+                self.store.insert_batches([packed])
                 error = None
                 break
             except Exception as exc:  # the store's errors, or a value it cannot take: the writer never dies of it
@@ -682,6 +682,7 @@ class PredictionLog:
                 if attempt == 0:
                     time.sleep(self.retry_pause)
         with self._cond:
+            self._writer_cpu += time.thread_time() - began
             self._queued_rows -= rows
             self._in_flight = None
             if error is None:
